@@ -1,0 +1,52 @@
+"""Checkpoints: one ``.pt`` file loadable with ``torch.load(weights_only=True)`` plus a JSON sidecar.
+
+The ``.pt`` holds only tensors, numbers and strings: ``state_dict``, ``optimizer`` (optional),
+``epoch``, ``step``, ``metadata_json`` (the metadata as a JSON string). The sidecar ``<path>.json``
+repeats the metadata for people and tools that do not load torch. Both are written atomically.
+"""
+
+import hashlib
+import json
+import os
+
+import torch
+
+from deep_perception.fileio import atomic_path, write_json
+
+
+def save_checkpoint(path, state_dict, metadata, optimizer=None, epoch=0, step=0, extra=None):
+    """Write a checkpoint atomically. ``metadata`` must be JSON-able; ``optimizer`` a state dict."""
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "metadata_json": json.dumps(metadata, sort_keys=True),
+        "epoch": int(epoch),
+        "step": int(step),
+    }
+    if optimizer is not None:
+        payload["optimizer"] = optimizer
+    if extra:
+        payload.update(extra)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    write_json(str(path) + ".json", {**metadata, "epoch": int(epoch), "step": int(step),
+                                     "sha256": file_sha256(path)})
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint safely; returns a dict with ``state_dict``, ``metadata`` and the rest."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise ValueError(f"{path}: not a deep_perception checkpoint (no state_dict)")
+    payload["metadata"] = json.loads(payload.pop("metadata_json", "{}"))
+    return payload
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a file (checkpoint identity in ModelInfo and model cards)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
