@@ -60,15 +60,18 @@ print("[setup] rospy/genpy/catkin_pkg/em resolve to Debian's copies")
 PY
 
 # 4. The catkin workspace, outside the source tree, with the venv interpreter pinned.
-mkdir -p "$WS/src"
-[ -L "$WS/src/deep_perception" ] || ln -sfn "$REPO" "$WS/src/deep_perception"
+# The source space is the repo itself (no symlink back into the repo: roslib and rosrun walk the
+# package folder following links, and a link to an ancestor makes them loop). rosrun skips
+# <pkg>/build/, so the workspace lives there.
+mkdir -p "$WS"
 cd "$WS"
 unset PYTHONPATH
 if [ ! -f "$WS/.catkin_tools/profiles/default/config.yaml" ] || \
-   ! grep -q -- "-DPYTHON_EXECUTABLE=$VENV/bin/python3" "$WS/.catkin_tools/profiles/default/config.yaml"; then
+   ! grep -q -- "-DPYTHON_EXECUTABLE=$VENV/bin/python3" "$WS/.catkin_tools/profiles/default/config.yaml" || \
+   ! grep -q "source_space: $REPO\$" "$WS/.catkin_tools/profiles/default/config.yaml"; then
   say "configuring catkin workspace $WS"
   catkin init >/dev/null
-  catkin config --no-extend --cmake-args -DPYTHON_EXECUTABLE="$VENV/bin/python3" \
+  catkin config --no-extend --source-space "$REPO" --cmake-args -DPYTHON_EXECUTABLE="$VENV/bin/python3" \
     -DCMAKE_BUILD_TYPE=Release -DCATKIN_ENABLE_TESTING=ON >/dev/null
 fi
 say "catkin build"
