@@ -89,8 +89,8 @@ def test_tiny_overfit_really_learns():
     """Two-class toy: flat discs vs. vertical sticks; training loss must fall and accuracy reach 100%."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    n = 16
-    x = rng.normal(size=(n, 128, 3)).astype(np.float32)
+    n = 8
+    x = rng.normal(size=(n, 64, 3)).astype(np.float32)
     y = np.arange(n) % 2
     x[y == 0, :, 2] *= 0.02  # flat
     x[y == 1, :, :2] *= 0.02  # stick
@@ -99,7 +99,7 @@ def test_tiny_overfit_really_learns():
     set_bn_momentum(model, bn_momentum(0))  # the schedule's start: running stats follow quickly
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(25):
         model.train()
         logits, trans = model(x)
         loss = torch.nn.functional.cross_entropy(logits, y) + feature_transform_regulariser(trans)

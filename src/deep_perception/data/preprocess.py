@@ -60,3 +60,20 @@ def normalise(points, method="unit_sphere"):
         s = np.float32(max(float(np.sqrt((out[:, :3] ** 2).sum(axis=1)).max()), 1e-6))
         out[:, :3] /= s
     return out, centre, s
+
+
+def estimate_normals(xyz, k=16):
+    """Unit normals of a building-like cloud by k-NN PCA (open3d), flipped to point away from the
+    centroid: ground down, walls out, roofs up, as the outward normals of the training meshes."""
+    import open3d as o3d  # imported lazily: only clouds without normals need it
+
+    pts = np.asarray(xyz, dtype=np.float64)
+    if len(pts) < 3:
+        return np.tile(np.array([[0.0, 0.0, 1.0]], np.float32), (len(pts), 1))
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=min(k, len(pts))))
+    n = np.asarray(pcd.normals)
+    outward = pts - pts.mean(axis=0)
+    flip = (n * outward).sum(axis=1) < 0
+    n[flip] *= -1
+    return n.astype(np.float32)
