@@ -3,6 +3,9 @@
 ``sample_points(mesh, n, seed)`` draws exactly ``n`` points, each on a triangle chosen with
 probability proportional to its area (stratified: the n uniform draws are jittered strata of the
 cumulative area, so every triangle gets its expected share within one point), uniformly inside it.
+Point i takes stratum (i * m) mod n with m ~ n/golden ratio, so any prefix of the points is itself
+spread over the whole surface (trainers may keep the first k points).
+``sample_batch`` does the same for all buildings of a ``MeshBatch`` with one generator per batch.
 Points come back float32 relative to ``mesh.offset`` with the triangle's unit normal and label.
 The same (mesh, n, seed) always gives the same bytes.
 
@@ -32,46 +35,108 @@ def sample_points(mesh, n, seed=0, method="uniform"):
     ``seed``: int, sequence of ints or np.random.Generator.
     """
     if method == "uniform":
-        return _sample_uniform(mesh.vertices, mesh.faces, mesh.face_labels, n, _rng(seed))
+        if len(mesh.faces) == 0:
+            raise SamplingError("mesh has no triangles")
+        pts, nrm, lab, ok = sample_arrays(mesh.vertices, mesh.faces, mesh.face_labels,
+                                          np.array([0, len(mesh.faces)]), n, _rng(seed))
+        if not ok[0]:
+            raise SamplingError("mesh has no triangle with area")
+        return pts[0], nrm[0], lab[0]
     if method == "poisson":
         return _sample_poisson(mesh, n, _rng(seed))
     raise ValueError(f"unknown sampling method {method!r}; choose from {METHODS}")
 
 
-def _sample_uniform(vertices, faces, face_labels, n, rng):
-    if len(faces) == 0:
-        raise SamplingError("mesh has no triangles")
+def sample_batch(batch, n, seed=0):
+    """Area-weighted sampling of every item of a ``citygml.geometry.MeshBatch`` in one pass.
+
+    Returns points (B,n,3) float32 (relative to each item's offset), normals (B,n,3) float32,
+    labels (B,n) uint8 and ok (B,) bool (False: item without area, its rows are zeros).
+    """
+    return sample_arrays(batch.vertices, batch.faces, batch.face_labels, batch.fstart, n, _rng(seed))
+
+
+def _zeros(n_items, n):
+    return (np.zeros((n_items, n, 3), np.float32), np.zeros((n_items, n, 3), np.float32),
+            np.zeros((n_items, n), np.uint8))
+
+
+def _stride(n):
+    """A multiplier coprime with n near n/golden ratio: i*m mod n visits strata evenly spread."""
+    m = max(1, int(round(n * 0.6180339887498949)))
+    while np.gcd(m, n) != 1:
+        m += 1
+    return m
+
+
+def sample_arrays(vertices, faces, face_labels, fstart, n, rng):
+    """Core of the area sampler over items whose faces are ``faces[fstart[i]:fstart[i+1]]``."""
+    n_items = len(fstart) - 1
+    if len(faces) == 0 or n == 0:
+        return _zeros(n_items, n) + (np.zeros(n_items, bool),)
     v = np.asarray(vertices, dtype=np.float64)
-    a = v[faces[:, 0]]
-    ab = v[faces[:, 1]] - a
-    ac = v[faces[:, 2]] - a
+    a = v.take(faces[:, 0], axis=0)
+    ab = v.take(faces[:, 1], axis=0) - a
+    ac = v.take(faces[:, 2], axis=0) - a
     cr = np.cross(ab, ac)
     area2 = np.sqrt(np.einsum("ij,ij->i", cr, cr))
     cum = np.cumsum(area2)
-    total = cum[-1]
-    if not total > 0:
-        raise SamplingError("mesh has no triangle with area")
-    u = rng.random((3, n))
-    strata = (np.arange(n) + u[0]) * (total / n)
-    tri = np.searchsorted(cum, strata, side="right")
-    np.minimum(tri, len(faces) - 1, out=tri)
-    tri = tri[rng.permutation(n)]
-    r1 = np.sqrt(u[1])
-    w1 = r1 * (1.0 - u[2])
-    w2 = r1 * u[2]
-    points = a[tri]
-    points += ab[tri] * w1[:, None]
-    points += ac[tri] * w2[:, None]
-    unit = cr / np.maximum(area2, 1e-300)[:, None]
-    return (points.astype(np.float32), unit[tri].astype(np.float32),
-            np.asarray(face_labels, dtype=np.uint8)[tri])
+    ends = np.asarray(fstart[1:]) - 1
+    starts = np.asarray(fstart[:-1])
+    has_faces = ends >= starts
+    total_end = np.where(has_faces, cum[np.maximum(ends, 0)], 0.0)
+    base = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
+    base = np.where(has_faces, base, 0.0)
+    totals = total_end - base
+    ok = has_faces & (totals > 0)
+    items = np.flatnonzero(ok)
+    if len(items) == 0:
+        return _zeros(n_items, n) + (ok,)
+    # float32 relative to the item's offset: 0.1 mm or better for buildings up to a few km
+    a32 = a.astype(np.float32)
+    ab32 = ab.astype(np.float32)
+    ac32 = ac.astype(np.float32)
+    unit32 = (cr / np.maximum(area2, 1e-300)[:, None]).astype(np.float32)
+    k = len(items)
+    u = rng.random((3, k, n), dtype=np.float32)
+    order = ((np.arange(n) * _stride(n)) % n).astype(np.float64)  # point i takes stratum order[i]
+    strata = (order[None, :] + u[0]) * (totals[items] / n)[:, None]
+    strata += base[items, None]
+    # rounding must not push a point past the item's last face
+    np.minimum(strata, np.nextafter(total_end[items], -np.inf)[:, None], out=strata)
+    tri = np.searchsorted(cum, strata.ravel(), side="right")
+    r1 = np.sqrt(u[1].ravel())
+    w2 = r1 * u[2].ravel()
+    w1 = r1 - w2
+    p = a32.take(tri, axis=0)
+    q = ab32.take(tri, axis=0)
+    q *= w1[:, None]
+    p += q
+    q = ac32.take(tri, axis=0)
+    q *= w2[:, None]
+    p += q
+    if k == n_items:
+        pts = p.reshape(k, n, 3)
+        nrm = unit32.take(tri, axis=0).reshape(k, n, 3)
+        lab = np.asarray(face_labels, np.uint8).take(tri).reshape(k, n)
+    else:
+        pts, nrm, lab = _zeros(n_items, n)
+        pts[items] = p.reshape(k, n, 3)
+        nrm[items] = unit32.take(tri, axis=0).reshape(k, n, 3)
+        lab[items] = np.asarray(face_labels, np.uint8).take(tri).reshape(k, n)
+    return pts, nrm, lab, ok
 
 
 def _sample_poisson(mesh, n, rng, init_factor=5):
     import open3d as o3d
     from scipy.spatial import cKDTree
 
-    pts, nrm, lab = _sample_uniform(mesh.vertices, mesh.faces, mesh.face_labels, n * init_factor, rng)
+    m = n * init_factor
+    pts, nrm, lab, ok = sample_arrays(mesh.vertices, mesh.faces, mesh.face_labels,
+                                      np.array([0, len(mesh.faces)]), m, rng)
+    if not ok[0]:
+        raise SamplingError("mesh has no triangle with area")
+    pts, nrm, lab = pts[0], nrm[0], lab[0]
     o3_mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(mesh.vertices, np.float64)),
                                         o3d.utility.Vector3iVector(np.asarray(mesh.faces, np.int32)))
     pcl = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts.astype(np.float64)))

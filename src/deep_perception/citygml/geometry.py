@@ -73,116 +73,223 @@ class Mesh:
 
 def building_to_mesh(building, include_parts=True, unlabeled="normals"):
     """Triangulate a ``Building`` (with its parts unless include_parts=False) into a ``Mesh``."""
-    polygons = building.all_polygons() if include_parts else list(building.polygons)
-    mesh = polygons_to_mesh(polygons, unlabeled=unlabeled)
-    mesh.crs = building.crs
-    mesh.building_id = building.id
-    return mesh
+    return buildings_to_meshes([building], include_parts, unlabeled)[0]
+
+
+def buildings_to_meshes(buildings, include_parts=True, unlabeled="normals"):
+    """Triangulate many buildings in one vectorised pass; returns one ``Mesh`` per building."""
+    batch = triangulate_batch([b.all_polygons() if include_parts else list(b.polygons) for b in buildings],
+                              unlabeled=unlabeled)
+    meshes = batch.meshes()
+    for mesh, b in zip(meshes, buildings):
+        mesh.crs = b.crs
+        mesh.building_id = b.id
+    return meshes
 
 
 def polygons_to_mesh(polygons, unlabeled="normals", offset=None):
     """Triangulate [(rings, label, lod)] (rings: exterior then holes, (n,3) float64) into a Mesh."""
-    stats = collections.Counter()
-    rings = [r for rs, _, _ in polygons for r in rs]
-    if not rings:
-        return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int32), np.zeros(0, np.uint8),
-                    np.zeros(3) if offset is None else np.asarray(offset, float), stats=stats)
-    P = np.concatenate(rings)
-    if offset is None:
-        lo = P.min(axis=0)
-        hi = P.max(axis=0)
-        offset = np.floor(np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]]))
-    Q = P - offset
+    return triangulate_batch([polygons], unlabeled=unlabeled,
+                             offsets=None if offset is None else [offset]).meshes()[0]
+
+
+@dataclasses.dataclass
+class MeshBatch:
+    """Triangles of B items in shared arrays: ``vertices`` (V,3) relative to each item's offset,
+    ``faces`` (F,3) global vertex indices, ``face_labels``, ``face_item``; item i owns vertices
+    ``vstart[i]:vstart[i+1]`` and faces ``fstart[i]:fstart[i+1]``."""
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_labels: np.ndarray
+    face_item: np.ndarray
+    offsets: np.ndarray
+    vstart: np.ndarray
+    fstart: np.ndarray
+    stats: list
+
+    def __len__(self):
+        return len(self.offsets)
+
+    def meshes(self):
+        out = []
+        for i in range(len(self)):
+            v0, v1 = self.vstart[i], self.vstart[i + 1]
+            f0, f1 = self.fstart[i], self.fstart[i + 1]
+            out.append(Mesh(self.vertices[v0:v1], (self.faces[f0:f1] - v0).astype(np.int32),
+                            self.face_labels[f0:f1], self.offsets[i], stats=self.stats[i]))
+        return out
+
+
+_UV_AXES = np.array([[1, 2], [0, 2], [0, 1]])
+
+
+def triangulate_batch(items, unlabeled="normals", offsets=None):
+    """Repair and triangulate the polygons of several items (buildings) at once → ``MeshBatch``.
+
+    ``items``: list (one per item) of lists of (rings, label, lod).
+    """
+    n_items = len(items)
+    stats = [collections.Counter() for _ in range(n_items)]
+    rings = []
+    ring_counts = []     # rings per polygon
+    poly_labels = []
+    poly_item = []
+    for i, polygons in enumerate(items):
+        for rs, label, _ in polygons:
+            rings.extend(rs)
+            ring_counts.append(len(rs))
+            poly_labels.append(label)
+            poly_item.append(i)
+    n_polys = len(ring_counts)
     n_rings = len(rings)
-    lengths = np.fromiter((len(r) for r in rings), np.int64, n_rings)
-    ring_poly = np.repeat(np.arange(len(polygons)), [len(rs) for rs, _, _ in polygons])
-    is_hole = np.ones(n_rings, bool)
-    first_ring = np.concatenate([[0], np.cumsum([len(rs) for rs, _, _ in polygons])[:-1]])
-    is_hole[first_ring] = False
+    if n_rings == 0:
+        return _empty_batch(n_items, offsets, stats)
+    lengths = np.fromiter(map(len, rings), np.int64, n_rings)
+    P = np.concatenate(rings)
+    ring_counts = np.asarray(ring_counts, np.int64)
+    poly_item = np.asarray(poly_item, np.int64)
+    ring_poly = np.repeat(np.arange(n_polys), ring_counts)
+    ring_item = poly_item[ring_poly]
+    first_ring = np.cumsum(ring_counts) - ring_counts
+    point_item = np.repeat(ring_item, lengths)
+    # per-item offsets: floor of the bbox centre (x, y) and of the minimum (z)
+    if offsets is None:
+        item_pts = np.bincount(point_item, minlength=n_items)
+        has = item_pts > 0
+        pstart = (np.cumsum(item_pts) - item_pts)[has]
+        lo = np.minimum.reduceat(P, pstart, axis=0)
+        hi = np.maximum.reduceat(P, pstart, axis=0)
+        off = np.zeros((n_items, 3))
+        off[has] = np.floor(np.column_stack([(lo[:, 0] + hi[:, 0]) / 2, (lo[:, 1] + hi[:, 1]) / 2, lo[:, 2]]))
+    else:
+        off = np.asarray(offsets, np.float64).reshape(n_items, 3)
+    Q = P - off[point_item]
 
     Q, lengths, unclosed = _dedupe(Q, lengths)
-    stats["unclosed rings closed"] += int(unclosed)
+    _add(stats, ring_item, unclosed, "unclosed rings closed")
     Q, lengths, removed = _drop_collinear(Q, lengths)
-    if removed:
-        stats["collinear points removed"] += int(removed)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    _add(stats, ring_item, removed, "collinear points removed")
+    starts = np.cumsum(lengths) - lengths
     ring_id = np.repeat(np.arange(n_rings), lengths)
-    # Newell normals per ring
-    nxt = np.arange(len(Q)) + 1
-    ends = starts + lengths
-    wrap = ends[lengths > 0] - 1
-    nxt[wrap] = starts[lengths > 0]
-    a = Q
-    b = Q[nxt] if len(Q) else Q
-    nx = np.bincount(ring_id, (a[:, 1] - b[:, 1]) * (a[:, 2] + b[:, 2]), n_rings)
-    ny = np.bincount(ring_id, (a[:, 2] - b[:, 2]) * (a[:, 0] + b[:, 0]), n_rings)
-    nz = np.bincount(ring_id, (a[:, 0] - b[:, 0]) * (a[:, 1] + b[:, 1]), n_rings)
+    idx = np.arange(len(Q))
+    nxt = idx + 1
+    ne = lengths > 0
+    nxt[(starts + lengths - 1)[ne]] = starts[ne]
+    b = Q[nxt]
+    nx = np.bincount(ring_id, (Q[:, 1] - b[:, 1]) * (Q[:, 2] + b[:, 2]), n_rings)
+    ny = np.bincount(ring_id, (Q[:, 2] - b[:, 2]) * (Q[:, 0] + b[:, 0]), n_rings)
+    nz = np.bincount(ring_id, (Q[:, 0] - b[:, 0]) * (Q[:, 1] + b[:, 1]), n_rings)
     normals = np.column_stack([nx, ny, nz])
-    norm = np.linalg.norm(normals, axis=1)
-    valid = (lengths >= 3) & (norm > 2 * AREA_TOL)
+    valid = (lengths >= 3) & (np.sqrt(nx * nx + ny * ny + nz * nz) > 2 * AREA_TOL)
 
-    faces_list = []
-    labels_list = []
-    poly_normal_list = []
-    unl_list = []
-    for pi, (rs, label, _) in enumerate(polygons):
-        r0 = first_ring[pi]
-        if not valid[r0]:
-            stats["degenerate polygons skipped"] += 1
-            continue
-        n = normals[r0]
-        axis = int(np.argmax(np.abs(n)))
-        keep = [k for k in range(r0 + 1, r0 + len(rs)) if valid[k]]
-        dropped = len(rs) - 1 - len(keep)
-        if dropped:
-            stats["degenerate holes dropped"] += dropped
-        s0 = starts[r0]
-        if not keep and lengths[r0] == 3:
-            tri = np.array([[s0, s0 + 1, s0 + 2]], np.int64)
+    ext_valid = valid[first_ring]
+    _add(stats, poly_item, ~ext_valid, "degenerate polygons skipped")
+    hole = np.ones(n_rings, bool)
+    hole[first_ring] = False
+    bad_hole = hole & ~valid & ext_valid[ring_poly]
+    _add(stats, ring_item, bad_hole, "degenerate holes dropped")
+    good_holes = np.bincount(ring_poly, hole & valid, n_polys).astype(np.int64)
+    bad_holes = np.bincount(ring_poly, bad_hole, n_polys).astype(np.int64)
+
+    poly_normal = normals[first_ring]
+    axis = np.argmax(np.abs(poly_normal), axis=1)
+    point_poly = ring_poly[ring_id]
+    uv = np.take_along_axis(Q, _UV_AXES[axis[point_poly]], axis=1)
+
+    # convex polygons without holes: fan triangulation, vectorised
+    prev = idx - 1
+    prev[starts[ne]] = (starts + lengths - 1)[ne]
+    e_in = uv - uv[prev]
+    e_out = uv[nxt] - uv
+    cross = e_in[:, 0] * e_out[:, 1] - e_in[:, 1] * e_out[:, 0]
+    dot = np.einsum("ij,ij->i", e_in, e_out)
+    turn = np.bincount(ring_id, np.arctan2(cross, dot), n_rings)
+    pos = np.bincount(ring_id, cross > 0, n_rings)
+    neg = np.bincount(ring_id, cross < 0, n_rings)
+    ring_convex = ((pos == 0) | (neg == 0)) & (np.abs(np.abs(turn) - 2 * np.pi) < 1e-6)
+    simple = ext_valid & (good_holes == 0) & (bad_holes == 0)
+    fan = simple & ring_convex[first_ring]
+    k = lengths[first_ring[fan]]
+    ntri = k - 2
+    s = np.repeat(starts[first_ring[fan]], ntri)
+    step = np.arange(ntri.sum()) - np.repeat(np.cumsum(ntri) - ntri, ntri) + 1
+    fan_faces = np.column_stack([s, s + step, s + step + 1])
+    fan_poly = np.repeat(np.flatnonzero(fan), ntri)
+
+    faces_list = [fan_faces]
+    poly_list = [fan_poly]
+    lengths_l = lengths.tolist()
+    starts_l = starts.tolist()
+    valid_l = valid.tolist()
+    for pi in np.flatnonzero(ext_valid & ~fan).tolist():
+        r0 = int(first_ring[pi])
+        nr = int(ring_counts[pi])
+        s0 = starts_l[r0]
+        if bad_holes[pi]:
+            keep = [r for r in range(r0, r0 + nr) if valid_l[r]]
+            sel = np.concatenate([np.arange(starts_l[r], starts_l[r] + lengths_l[r]) for r in keep])
+            ring_ends = np.cumsum([lengths_l[r] for r in keep]).astype(np.uint32)
+            local = mapbox_earcut.triangulate_float64(uv[sel], ring_ends)
+            tri = sel[local.reshape(-1, 3)]
         else:
-            idx = np.concatenate([np.arange(starts[k], starts[k] + lengths[k]) for k in [r0] + keep]) \
-                if keep else np.arange(s0, s0 + lengths[r0])
-            uv = np.delete(Q[idx], axis, axis=1)
-            ring_ends = np.cumsum([lengths[k] for k in [r0] + keep]).astype(np.uint32)
-            local = mapbox_earcut.triangulate_float64(uv, ring_ends)
-            if len(local) == 0:
-                stats["polygons not triangulable"] += 1
-                continue
-            tri = idx[local.reshape(-1, 3)]
+            e = starts_l[r0 + nr - 1] + lengths_l[r0 + nr - 1]
+            ring_ends = (np.cumsum(lengths[r0:r0 + nr])).astype(np.uint32)
+            local = mapbox_earcut.triangulate_float64(uv[s0:e], ring_ends)
+            tri = local.reshape(-1, 3).astype(np.int64) + s0
+        if len(tri) == 0:
+            stats[int(poly_item[pi])]["polygons not triangulable"] += 1
+            continue
         faces_list.append(tri)
-        labels_list.append(np.full(len(tri), label, np.int16))
-        poly_normal_list.append(np.broadcast_to(n, (len(tri), 3)))
-    if not faces_list:
-        return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int32), np.zeros(0, np.uint8), offset, stats=stats)
+        poly_list.append(np.full(len(tri), pi, np.int64))
     faces = np.concatenate(faces_list)
-    labels = np.concatenate(labels_list)
-    pn = np.concatenate(poly_normal_list)
+    face_poly = np.concatenate(poly_list)
+    order = np.argsort(face_poly, kind="stable")  # faces grouped by item, in polygon order
+    faces = faces[order]
+    face_poly = face_poly[order]
+    face_item = poly_item[face_poly]
+    labels = np.asarray(poly_labels, np.int16)[face_poly]
     v0 = Q[faces[:, 0]]
     cr = np.cross(Q[faces[:, 1]] - v0, Q[faces[:, 2]] - v0)
-    flip = np.einsum("ij,ij->i", cr, pn) < 0
+    flip = np.einsum("ij,ij->i", cr, poly_normal[face_poly]) < 0
     if flip.any():
         faces[flip] = faces[flip][:, ::-1]
         cr[flip] = -cr[flip]
     unl = labels < 0
     if unl.any():
-        labels[unl] = _labels_from_normals(Q, faces[unl], cr[unl], unlabeled)
-        stats["faces labelled from normals" if unlabeled == "normals" else "faces unlabelled→other"] += int(unl.sum())
-    # compact the vertex array to the used vertices
-    used = np.unique(faces)
-    remap = np.full(len(Q), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return Mesh(Q[used], remap[faces].astype(np.int32), labels.astype(np.uint8), offset, stats=stats)
+        labels[unl] = _labels_from_normals(Q, faces[unl], cr[unl], face_item[unl], n_items, unlabeled)
+        key = "faces labelled from normals" if unlabeled == "normals" else "faces without surface → other"
+        _add(stats, face_item, unl, key)
+    vcount = np.bincount(np.repeat(ring_item, lengths), minlength=n_items)
+    fcount = np.bincount(face_item, minlength=n_items)
+    vstart = np.concatenate([[0], np.cumsum(vcount)])
+    fstart = np.concatenate([[0], np.cumsum(fcount)])
+    return MeshBatch(Q, faces, labels.astype(np.uint8), face_item, off, vstart, fstart, stats)
 
 
-def _labels_from_normals(Q, faces, cr, mode):
+def _add(stats, item_of, values, key):
+    """Add per-element counts (bool or int array aligned with item_of) to each item's stats."""
+    if not values.any():
+        return
+    per_item = np.bincount(item_of, values, len(stats))
+    for i in np.flatnonzero(per_item):
+        stats[int(i)][key] += int(per_item[i])
+
+
+def _empty_batch(n_items, offsets, stats):
+    off = np.zeros((n_items, 3)) if offsets is None else np.asarray(offsets, np.float64).reshape(n_items, 3)
+    z = np.zeros(n_items + 1, np.int64)
+    return MeshBatch(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.uint8),
+                     np.zeros(0, np.int64), off, z, z, stats)
+
+
+def _labels_from_normals(Q, faces, cr, item, n_items, mode):
     if mode != "normals":
         return SURFACE_INDEX["other"]
     v0 = Q[faces[:, 0]]
-    volume = np.einsum("ij,ij->", v0, cr)  # 6 x signed volume of the unlabelled faces
+    volume = np.bincount(item, np.einsum("ij,ij->i", v0, cr), n_items)  # 6 x signed volume per item
     length = np.linalg.norm(cr, axis=1)
     nz = np.divide(cr[:, 2], length, out=np.zeros(len(cr)), where=length > 0)
-    if volume < 0:
-        nz = -nz
+    nz[volume[item] < 0] *= -1
     out = np.full(len(faces), SURFACE_INDEX["wall"], np.int16)
     out[nz >= WALL_NZ] = SURFACE_INDEX["roof"]
     out[nz <= -WALL_NZ] = SURFACE_INDEX["ground"]
@@ -195,8 +302,8 @@ def _dedupe(Q, lengths):
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     ends = starts + lengths
     nonempty = lengths > 0
-    unclosed = int(np.count_nonzero(
-        np.any(Q[starts[nonempty]] != Q[ends[nonempty] - 1], axis=1) & (lengths[nonempty] > 1)))
+    unclosed = np.zeros(n_rings, bool)
+    unclosed[nonempty] = np.any(Q[starts[nonempty]] != Q[ends[nonempty] - 1], axis=1) & (lengths[nonempty] > 1)
     d = np.einsum("ij,ij->i", np.diff(Q, axis=0), np.diff(Q, axis=0)) if len(Q) > 1 else np.zeros(0)
     keep = np.ones(len(Q), bool)
     keep[1:] = d > DUP_TOL2
@@ -221,7 +328,7 @@ def _dedupe(Q, lengths):
 def _drop_collinear(Q, lengths):
     """One pass dropping points on the chord of their neighbours (and spikes)."""
     if len(Q) == 0:
-        return Q, lengths, 0
+        return Q, lengths, np.zeros(len(lengths), np.int64)
     n_rings = len(lengths)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     ends = starts + lengths
@@ -242,6 +349,6 @@ def _drop_collinear(Q, lengths):
     ring_id = np.repeat(np.arange(n_rings), lengths)
     drop &= lengths[ring_id] > 3
     if not drop.any():
-        return Q, lengths, 0
+        return Q, lengths, np.zeros(n_rings, np.int64)
     keep = ~drop
-    return Q[keep], np.bincount(ring_id[keep], minlength=n_rings), int(drop.sum())
+    return Q[keep], np.bincount(ring_id[keep], minlength=n_rings), np.bincount(ring_id[drop], minlength=n_rings)

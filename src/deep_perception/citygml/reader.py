@@ -54,6 +54,8 @@ POLYGON_TAGS = [f"{{{ns}}}{name}" for ns in GML_NAMESPACES for name in POLYGON_L
 HREF_PARENT_TAGS = [f"{{{ns}}}{name}" for ns in GML_NAMESPACES
                     for name in ("surfaceMember", "patches", "baseSurface", "exterior", "interior")]
 GML_ID = {ns: f"{{{ns}}}id" for ns in GML_NAMESPACES}
+_POLY_ID_ATTR = {f"{{{ns}}}{name}": f"{{{ns}}}id" for ns in GML_NAMESPACES for name in POLYGON_LOCAL}
+_BOUNDED_BY = {f"{{{ns}}}boundedBy" for ns in GML_NAMESPACES}
 
 # tag classification kinds
 _OTHER, _OWNER, _LABEL, _LOD, _SKIP = range(5)
@@ -421,35 +423,24 @@ def _read_building(belem, ctx):
             continue
         owners[_owner_ancestor(part_el, belem.getparent())].parts.append(part)
 
-    srs = _first_srs(belem) or ctx.srs
+    srs = _building_srs(belem)
     rings_all = []          # flat list of arrays to convert CRS in one go
     polys = []              # (owner Building, ring count, label, lod, gml id)
     ids = {}
     stop = belem.getparent()
+    walks = {}              # grand-parent element of a polygon -> its ancestors' classification
     for poly in belem.iter(POLYGON_TAGS):
-        label = -1
-        lod = -1
-        owner = None
-        skip = None
-        for anc in poly.iterancestors():
-            kind, value = _classify(anc.tag)
-            if kind == _OTHER:
-                continue
-            if kind == _OWNER:
-                owner = anc
-                break
-            if kind == _LABEL:
-                if label < 0:
-                    label = value
-            elif kind == _LOD:
-                if lod < 0:
-                    lod = value[0]
-                    if label < 0 and value[1] >= 0:
-                        label = value[1]
-            elif kind == _SKIP and skip is None:
-                skip = value
-            if anc is stop:
-                break
+        parent = poly.getparent()
+        grand = parent.getparent()
+        if _classify(parent.tag)[0] == _OTHER:
+            found = walks.get(grand)
+            if found is None:
+                found = walks[grand] = _walk(grand, stop)
+        else:
+            found = _walk(parent, stop)
+        if srs is None:
+            srs = _srs_upwards(poly, stop)
+        label, lod, owner, skip = found
         if skip is not None:
             ctx.stats.skipped[skip] += 1
             continue
@@ -457,10 +448,12 @@ def _read_building(belem, ctx):
         if rings is None:
             continue
         rings_all.extend(rings)
-        gid = _gml_id(poly)
+        gid = poly.get(_POLY_ID_ATTR[poly.tag])
         polys.append((owners.get(owner, top), len(rings), label, lod, gid))
         if gid:
             ids[gid] = len(polys) - 1
+    if srs is None:
+        srs = ctx.srs
     # xlinks: targets in this object are already read (counted once); others come from the cache
     for ref_parent in belem.iter(HREF_PARENT_TAGS):
         href = ref_parent.get(XLINK_HREF)
@@ -484,14 +477,15 @@ def _read_building(belem, ctx):
     if rings_all:
         if srs is None:
             srs = ""
-        sizes = [len(r) for r in rings_all]
-        xyz = np.concatenate(rings_all)
-        xyz, crs_name, warning = crsmod.convert(xyz, srs)
-        if warning and srs not in ctx.stats.crs:
-            ctx.stats.warn(f"{path}: {warning}")
+        info = crsmod.resolve(srs)
+        if info.warning and srs not in ctx.stats.crs:
+            ctx.stats.warn(f"{path}: {info.warning}")
         ctx.stats.crs.add(srs)
-        splits = np.cumsum(sizes)[:-1]
-        rings_all = np.split(xyz, splits)
+        crs_name = info.name
+        if not info.identity:
+            sizes = [len(r) for r in rings_all]
+            xyz, crs_name, _ = crsmod.convert(np.concatenate(rings_all), srs)
+            rings_all = np.split(xyz, np.cumsum(sizes)[:-1])
     else:
         crs_name = crsmod.resolve(srs or "").name if srs is not None else crsmod.LOCAL
     for b in owners.values():
@@ -510,17 +504,61 @@ def _read_building(belem, ctx):
     return top
 
 
+def _walk(el, stop):
+    """(label, lod, owner element, skip reason) from the classification of el and its ancestors."""
+    label = -1
+    lod = -1
+    skip = None
+    node = el
+    while node is not None:
+        kind, value = _classify(node.tag)
+        if kind != _OTHER:
+            if kind == _OWNER:
+                return label, lod, node, skip
+            if kind == _LABEL:
+                if label < 0:
+                    label = value
+            elif kind == _LOD:
+                if lod < 0:
+                    lod = value[0]
+                    if label < 0 and value[1] >= 0:
+                        label = value[1]
+            elif skip is None:
+                skip = value
+        if node is stop:
+            break
+        node = node.getparent()
+    return label, lod, None, skip
+
+
+def _building_srs(belem):
+    """srsName of the building's own envelope (gml:boundedBy/gml:Envelope), if any."""
+    for child in belem:
+        if child.tag in _BOUNDED_BY:
+            for env in child:
+                name = env.get("srsName")
+                if name is not None:
+                    return name
+            break
+    return belem.get("srsName")
+
+
+def _srs_upwards(el, stop):
+    node = el
+    while node is not None and node is not stop:
+        name = node.get("srsName")
+        if name is not None:
+            return name
+        node = node.getparent()
+    return None
+
+
 def _href_target_in(belem, target):
     """True if an element with gml:id == target exists in the building (e.g. a CompositeSurface)."""
     for ns in GML_NAMESPACES:
         if belem.xpath(f"boolean(.//*[@g:id=$t])", namespaces={"g": ns}, t=target):
             return True
     return False
-
-
-def _first_srs(el):
-    found = el.xpath("(.//@srsName)[1]")
-    return str(found[0]) if found else None
 
 
 def _select_lod(top, ctx):
@@ -553,35 +591,41 @@ def _srs_dimension(el, ctx):
     return ctx.srs_dim
 
 
+_LOCAL = {}
+
+
+def _local(tag):
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = _LOCAL[tag] = tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
+    return name
+
+
 def _polygon_rings(poly, ctx):
     """List of (n,3) float64 rings (exterior first) or None (counted skip)."""
     rings = []
-    exterior = None
+    has_exterior = False
     for child in poly:
-        tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        local = tag[tag.rfind("}") + 1:]
-        if local in ("exterior", "outerBoundaryIs"):
-            exterior = child
-            ring = _ring_coords(child, poly, ctx)
+        local = _local(child.tag)
+        if local == "exterior" or local == "outerBoundaryIs":
+            has_exterior = True
+            ring = _ring_coords(child, ctx)
             if ring is None:
                 return None
             rings.insert(0, ring)
-        elif local in ("interior", "innerBoundaryIs"):
-            ring = _ring_coords(child, poly, ctx)
+        elif local == "interior" or local == "innerBoundaryIs":
+            ring = _ring_coords(child, ctx)
             if ring is None:
                 ctx.stats.skipped["hole without coordinates"] += 1
                 continue
             rings.append(ring)
-    if exterior is None:
-        # gml:Triangle / Rectangle in GML 3.2 also use gml:exterior; anything else has no ring
+    if not has_exterior:
         ctx.stats.skipped["polygon without exterior"] += 1
         return None
     return rings
 
 
-def _ring_coords(boundary, poly, ctx):
+def _ring_coords(boundary, ctx):
     ring = None
     for child in boundary:
         if isinstance(child.tag, str):
@@ -589,14 +633,12 @@ def _ring_coords(boundary, poly, ctx):
             break
     if ring is None:
         ctx.stats.skipped["missing coordinates"] += 1
+        ctx.stats.warn(f"{ctx.path}:{boundary.sourceline}: ring without coordinates skipped")
         return None
     texts = []
     dim = None
     for child in ring:
-        tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        local = tag[tag.rfind("}") + 1:]
+        local = _local(child.tag)
         if local == "posList":
             texts.append(child.text or "")
             dim = _srs_dimension(child, ctx)
@@ -626,7 +668,7 @@ def _ring_coords(boundary, poly, ctx):
         ctx.stats.warn(f"{ctx.path}:{ring.sourceline}: {values.size} values do not make "
                        f"{dim}-D points, polygon skipped")
         return None
-    pts = values.reshape(-1, dim)
-    if dim == 2:
-        pts = np.column_stack([pts, np.zeros(len(pts))])
-    return pts
+    if dim == 3:
+        return values.reshape(-1, 3)
+    pts = values.reshape(-1, 2)
+    return np.column_stack([pts, np.zeros(len(pts))])
