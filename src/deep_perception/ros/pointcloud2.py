@@ -94,19 +94,28 @@ def to_array(msg):
     return arr
 
 
-def _xyz_strided(arr):
-    """An (…,3) float view of x, y, z when they are adjacent float32/64 fields of one byte order."""
+def _xyz_packed(arr):
+    """Contiguous (N,3) x, y, z copied as one 12- (or 24-) byte record per point, or None.
+
+    Needs x, y, z adjacent, of one float type, in native byte order, in a C-contiguous cloud: then a
+    single memcpy-like pass over the records beats three strided element copies by about 3x.
+    """
     fields = arr.dtype.fields
-    fx, fy, fz = fields["x"], fields["y"], fields["z"]
-    t = fx[0]
-    if (t.kind == "f" and t.shape == () and fy[0] == t and fz[0] == t
-            and fy[1] == fx[1] + t.itemsize and fz[1] == fy[1] + t.itemsize):
-        if not arr.flags.c_contiguous:
-            return None
-        base = arr.reshape(-1)
-        return np.ndarray((base.shape[0], 3), dtype=t, buffer=base, offset=fx[1],
-                          strides=(base.strides[0], t.itemsize))
-    return None
+    (tx, ox), (ty, oy), (tz, oz) = (fields[c][:2] for c in "xyz")
+    if not (tx.kind == "f" and tx.shape == () and tx.isnative and ty == tx and tz == tx
+            and oy == ox + tx.itemsize and oz == oy + tx.itemsize and arr.flags.c_contiguous):
+        return None
+    flat = arr.reshape(-1)
+    n = flat.shape[0]
+    if n == 0:
+        return np.zeros((0, 3), dtype=np.float32)
+    record = np.dtype((np.void, 3 * tx.itemsize))
+    try:
+        view = np.ndarray((n,), dtype=record, buffer=flat, offset=ox, strides=(flat.strides[0],))
+    except (ValueError, TypeError, BufferError):
+        return None
+    pts = view.copy().view(tx).reshape(n, 3)
+    return pts if tx == np.float32 else pts.astype(np.float32)
 
 
 def xyz(cloud, remove_nans=True):
@@ -122,14 +131,8 @@ def xyz(cloud, remove_nans=True):
         raise MessageFormatError(f"cloud lacks field(s) {missing}; has {list(names)}")
     if any(arr.dtype.fields[c][0].shape != () for c in "xyz"):
         raise MessageFormatError("x, y and z must each have count 1")
-    view = None
-    try:
-        view = _xyz_strided(arr)
-    except (ValueError, TypeError, BufferError):
-        view = None
-    if view is not None:
-        pts = view.astype(np.float32, order="C", copy=True)
-    else:
+    pts = _xyz_packed(arr)
+    if pts is None:
         flat = arr.reshape(-1)
         pts = np.empty((flat.shape[0], 3), dtype=np.float32)
         for i, c in enumerate("xyz"):
@@ -139,13 +142,17 @@ def xyz(cloud, remove_nans=True):
         return pts, np.arange(n, dtype=np.int64)
     # One sum flags any NaN/inf; the rare finite points whose sum overflows are re-checked exactly.
     with np.errstate(over="ignore", invalid="ignore"):
-        bad = ~np.isfinite(pts.sum(axis=1))
+        total = np.add(pts[:, 0], pts[:, 1])
+        np.add(total, pts[:, 2], out=total)
+    bad = ~np.isfinite(total)
     if not bad.any():
         return pts, np.arange(n, dtype=np.int64)
     suspects = np.flatnonzero(bad)
     bad[suspects[np.isfinite(pts[suspects]).all(axis=1)]] = False
-    keep = np.flatnonzero(~bad)
-    return pts[keep], keep
+    keep = ~bad
+    # Compress whole 12-byte rows at once rather than element by element.
+    kept = pts.view(np.dtype((np.void, 12))).reshape(n)[keep].view(np.float32).reshape(-1, 3)
+    return kept, np.flatnonzero(keep)
 
 
 def structured_dtype(fields, align=True):
