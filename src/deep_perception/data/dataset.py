@@ -100,8 +100,12 @@ class BuildingDataset(torch.utils.data.Dataset):
             self.files.extend(f"{m}::{f}" for f in files)
         if not parts:
             raise ValueError(f"no buildings match split {selectors} in {manifests}")
-        data = {k: (np.concatenate([p[k] for p in parts]) if isinstance(parts[0][k], np.ndarray)
-                    else sum((p[k] for p in parts), [])) for k in parts[0]}
+        data = {}
+        for k in parts[0]:
+            if isinstance(parts[0][k], np.ndarray):
+                data[k] = np.concatenate([p[k] for p in parts])
+            elif isinstance(parts[0][k], list):
+                data[k] = [v for p in parts for v in p[k]]
         keep = np.arange(len(data["points"]))
         if target == "roof_class":
             keep = keep[data["roof_class"] != ROOF_UNKNOWN]
