@@ -6,6 +6,7 @@ convergence test uses the PointNet task on converted CityGML buildings instead.
 """
 
 import os
+import time
 
 import numpy as np
 import torch
@@ -25,6 +26,18 @@ class BlobTask(Task):
         super().__init__(config)
         self.cfg = config.get("blobs", {})
         self.calls = 0
+        self.evaluations = 0
+
+    def _maybe_fail(self, where, count):
+        """Raise FaultInjected when config ``blobs.fault`` = {rank, where: loss|evaluate, after}
+        matches; the moment is written to ``blobs.fault.stamp`` (the test times the abort from it)."""
+        fault = self.cfg.get("fault")
+        rank = int(os.environ.get("PMI_RANK", "0"))
+        if fault and rank == int(fault["rank"]) and fault.get("where", "loss") == where \
+                and count >= int(fault["after"]):
+            with open(fault["stamp"], "w") as f:
+                f.write(repr(time.time()))
+            raise FaultInjected(f"injected fault on rank {rank} in {where} after {count} calls")
 
     def build_model(self):
         layers = [torch.nn.Linear(8, 32)]
@@ -46,11 +59,11 @@ class BlobTask(Task):
         return {"train": make(n), "val": make(48), "test": make(48)}
 
     def loss(self, model, batch):
-        fault = self.cfg.get("fault")
-        rank = int(os.environ.get("PMI_RANK", "0"))
-        if fault and rank == int(fault["rank"]) and self.calls >= int(fault["after_steps"]):
-            raise FaultInjected(f"injected fault on rank {rank} after {self.calls} steps")
+        self._maybe_fail("loss", self.calls)
         self.calls += 1
+        delay = self.cfg.get("slow_ranks", {}).get(int(os.environ.get("PMI_RANK", "0")))
+        if delay:
+            time.sleep(float(delay))
         x, y = batch
         logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits, y)
@@ -59,6 +72,8 @@ class BlobTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model, loader):
+        self._maybe_fail("evaluate", self.evaluations)
+        self.evaluations += 1
         correct = total = 0
         loss = 0.0
         for x, y in loader:
