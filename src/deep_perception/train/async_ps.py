@@ -2,7 +2,7 @@
 
 Protocol (all tensors travel as raw buffers; only the small per-batch stat dict is pickled):
 
-* worker → server ``HDR`` ``[HELLO]`` once at start;
+* worker → server ``HDR`` ``[HELLO]`` once at start (the server hands out work once all said hello);
 * server → worker ``HDR`` ``[ASSIGN, version, epoch, batch]`` + ``PARAM`` (flat float32 parameters,
   received in place: the worker's parameters are views into that buffer) + ``PBUF`` (buffers, e.g.
   batch-norm running statistics, float64) — or ``HDR`` ``[STOP]``;
@@ -116,6 +116,7 @@ class ParameterServer:
         self.staleness = []          # every push of the run
         self.histogram = {}
         self.dropped_total = 0
+        self.pushes_per_worker = {w: 0 for w in self.workers}
 
     # -------------------------------------------------------------- messages to one worker
     def _assign(self, w, batch_no):
@@ -135,6 +136,7 @@ class ParameterServer:
         if w in self.wbuf_req:
             self.wbuf_req[w].Wait()
         stats = self.comm.recv(source=w, tag=TAG_STATS)
+        self.pushes_per_worker[w] += 1
         staleness = self.version - int(hdr[1])
         self.staleness.append(staleness)
         self.histogram[staleness] = self.histogram.get(staleness, 0) + 1
@@ -165,7 +167,7 @@ class ParameterServer:
     def run(self):
         trainer = self.trainer
         epochs = int(trainer.train_cfg["epochs"])
-        waiting, stopped = [], set()
+        waiting, stopped, greeted = [], set(), []
         batches, next_batch, returned = None, 0, 0
         epoch_state = None
 
@@ -211,7 +213,14 @@ class ParameterServer:
                 if epoch_state["bar"] is not None:
                     epoch_state["bar"].update(1)
                     epoch_state["bar"].set_postfix(loss=f"{hdr[5]:.4f}", stale=staleness)
-            elif kind != HELLO:
+            elif kind == HELLO:
+                # start only when every worker is up, so a slow starter is not left out of epoch 1
+                greeted.append(w)
+                if len(greeted) == len(self.workers):
+                    for v in greeted:
+                        hand_out(v)
+                continue
+            else:
                 raise RuntimeError(f"parameter server: unexpected message kind {kind} from rank {w}")
             hand_out(w)
             if trainer.epoch < epochs and returned == len(batches):
@@ -256,6 +265,7 @@ class ParameterServer:
         return {"workers": len(self.workers), "max_staleness": self.max_staleness,
                 "staleness_policy": self.policy, "pushes": len(st),
                 "pushes_dropped": self.dropped_total,
+                "pushes_per_worker": {str(w): n for w, n in self.pushes_per_worker.items()},
                 "staleness_mean": float(np.mean(st)) if st else None,
                 "staleness_max": int(max(st)) if st else None,
                 "staleness_histogram": {str(k): v for k, v in sorted(self.histogram.items())}}
