@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import warnings
+import zlib
 
 import numpy as np
 from lxml import etree
@@ -170,8 +171,20 @@ def read_header(path, limit=1 << 20):
 
     Returns (header bytes, root qname bytes). Raises CityGMLError for DTD entity declarations.
     """
-    with open_binary(path) as f:
-        head = f.read(limit)
+    chunks = []
+    try:
+        with open_binary(path) as f:
+            got = 0
+            while got < limit:
+                block = f.read(min(1 << 16, limit - got))
+                if not block:
+                    break
+                chunks.append(block)
+                got += len(block)
+    except (EOFError, OSError, zlib.error):
+        if not chunks:  # a truncated stream still has its header; the parser reports the cut later
+            raise CityGMLError(f"{path}: cannot read: not a readable (gzip) file") from None
+    head = b"".join(chunks)
     pos = 0
     while True:
         m = _ROOT_START.search(head, pos)
@@ -205,29 +218,22 @@ def member_offsets(path, chunk_bytes):
     if m is None:
         return [None]
     tag = b"<" + (m.group(1) or b"") + m.group(2)
+    pattern = re.compile(re.escape(tag) + rb"[\s>]")
+    window_size = 1 << 20
     cuts = [m.start()]
     with open(path, "rb") as f:
         pos = m.start() + chunk_bytes
         while pos < size:
             f.seek(pos)
-            window = f.read(1 << 20)
-            found = -1
-            off = 0
-            while True:
-                i = window.find(tag, off)
-                if i < 0 or i + len(tag) >= len(window):
-                    break
-                if window[i + len(tag):i + len(tag) + 1] in (b" ", b">", b"\n", b"\t", b"\r"):
-                    found = i
-                    break
-                off = i + 1
-            if found < 0:
-                if not window:
-                    break
+            window = f.read(window_size)
+            hit = pattern.search(window)
+            if hit is not None:
+                cuts.append(pos + hit.start())
+                pos = pos + hit.start() + chunk_bytes
+            elif len(window) < window_size:
+                break
+            else:
                 pos += len(window) - len(tag)
-                continue
-            cuts.append(pos + found)
-            pos = pos + found + chunk_bytes
     ranges = [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)] + [(cuts[-1], size)]
     return ranges
 
@@ -242,29 +248,27 @@ class _ChunkStream(io.RawIOBase):
     """Header + bytes [start, end) of a file + the root's closing tag, as one XML document."""
 
     def __init__(self, path, start, end, header, root_qname, last):
-        self._parts = [header]
+        self._pending = header
         self._f = open(path, "rb")
         self._f.seek(start)
         self._left = end - start
         self._tail = b"" if last else b"</" + root_qname + b">"
-        self._buf = b""
 
     def readable(self):
         return True
 
-    def read(self, n=-1):
-        if n is None or n < 0:
-            n = 1 << 20
-        if self._parts:
-            return self._parts.pop()
-        if self._left > 0:
-            data = self._f.read(min(n, self._left))
-            self._left -= len(data)
-            if data:
-                return data
-            self._left = 0
-        tail, self._tail = self._tail, b""
-        return tail
+    def readinto(self, buf):
+        n = len(buf)
+        if not self._pending and self._left > 0:
+            self._pending = self._f.read(min(n, self._left))
+            self._left -= len(self._pending)
+            if not self._pending:
+                self._left = 0
+        if not self._pending and self._tail:
+            self._pending, self._tail = self._tail, b""
+        data, self._pending = self._pending[:n], self._pending[n:]
+        buf[:len(data)] = data
+        return len(data)
 
     def close(self):
         self._f.close()
@@ -323,13 +327,9 @@ def iter_buildings(path, lod=None, stats=None, byte_range=None, header=None):
         if byte_range is not None:
             line = f"{line} of chunk at byte {byte_range[0]}"
         raise CityGMLError(f"{path}:{line}: malformed CityGML: {exc.msg}") from exc
-    except (OSError, EOFError, zlib_error()) as exc:
-        raise CityGMLError(f"{path}: cannot read: {exc}") from exc
-
-
-def zlib_error():
-    import zlib
-    return zlib.error
+    except (OSError, EOFError, zlib.error) as exc:
+        line = elem.sourceline if elem is not None else "?"
+        raise CityGMLError(f"{path}: cannot read after line {line}: {exc}") from exc
 
 
 def _read_root_defaults(root, ctx):
