@@ -38,6 +38,8 @@ def test_splits_are_by_city_or_file_and_disjoint(synth):
         assert all(f"::{city}/" in f for f in ds[name].building_files)
     one_file = build_task(_config(synth, splits={"train": ["alpha/tile_0.gml"], "val": ["tile_1.gml"]}))
     assert len(one_file.datasets()["train"]) == 6 and len(one_file.datasets()["val"]) == 18
+    minus = build_task(_config(synth, splits={"train": ["alpha", "beta", "!beta/tile_1.gml"], "val": ["beta/tile_1.gml"]}))
+    assert len(minus.datasets()["train"]) == 18
     overlap = build_task(_config(synth, splits={"train": ["alpha"], "val": ["alpha/tile_1.gml"]}))
     with pytest.raises(ConfigKeyError, match="both"):
         overlap.datasets()

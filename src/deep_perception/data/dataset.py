@@ -1,7 +1,8 @@
 """torch Dataset over building shards (``deep_perception.data.shards``), split by file or city.
 
 A split is a list of selectors matched against the manifest's ``files``: a selector equal to a file's
-``city``, or a glob (``fnmatch``) on its ``path`` or base name. Buildings are never split at random
+``city``, or a glob (``fnmatch``) on its ``path`` or base name; a selector starting with ``!`` removes
+the files it names (e.g. ``[nrw-wesel, "!LoD2_32_33[3-6]_*"]``). Buildings are never split at random
 inside a file, so neighbours in one tile never straddle train and test.
 """
 
@@ -35,8 +36,11 @@ def file_matches(entry, selector):
 
 
 def select_files(manifest, selectors):
-    """Indices of the manifest's files named by any of ``selectors``."""
-    return [i for i, f in enumerate(manifest["files"]) if any(file_matches(f, s) for s in selectors)]
+    """Indices of the manifest's files named by a selector and not excluded by a ``!selector``."""
+    include = [s for s in selectors if not str(s).startswith("!")]
+    exclude = [str(s)[1:] for s in selectors if str(s).startswith("!")]
+    return [i for i, f in enumerate(manifest["files"])
+            if any(file_matches(f, s) for s in include) and not any(file_matches(f, s) for s in exclude)]
 
 
 def load_buildings(manifest_path, selectors, need_normals=True, progress=False):
