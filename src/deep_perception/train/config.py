@@ -21,7 +21,9 @@ task and is passed through untouched (the task receives the whole merged dict).
     schedule: {name: step, step_size: 20, gamma: 0.5}   # none | step | exponential (per epoch)
     distributed:
       mode: none                # none | sync | async (the CLI's --distributed wins)
-      bucket_mb: 8              # sync: size of the contiguous gradient buckets
+      bucket_mb: 4              # sync: size of the contiguous gradient buckets
+      overlap: false            # sync: all-reduce each bucket while backward continues (comm thread;
+                                #   pays off with idle cores, costs CPU on oversubscribed ones)
       max_staleness: 8          # async: pushes older than this many versions are ...
       staleness_policy: drop    # ... dropped, or down-weighted by 1/(1+staleness-max) ("downweight")
 """
@@ -55,7 +57,8 @@ DEFAULTS = {
     "schedule": {"name": "none", "step_size": 20, "gamma": 0.5},
     "distributed": {
         "mode": "none",
-        "bucket_mb": 8.0,
+        "bucket_mb": 4.0,
+        "overlap": False,
         "max_staleness": 8,
         "staleness_policy": "drop",
     },
@@ -178,5 +181,7 @@ def validate(config):
     _choice(config, "distributed.mode", MODES)
     _number(config, "distributed.bucket_mb", float, 0, strict_min=True)
     _number(config, "distributed.max_staleness", int, 0)
+    if not isinstance(config["distributed"]["overlap"], bool):
+        raise ConfigError(f"distributed.overlap must be true or false, got {config['distributed']['overlap']!r}")
     _choice(config, "distributed.staleness_policy", POLICIES)
     return config

@@ -241,6 +241,26 @@ def _add_stats(total, stats, loss, n):
         total[key] = total.get(key, 0) + float(value)
 
 
+def data_parallel_step(trainer, batch, n_local, n_global, sync=None, totals=None):
+    """One optimiser step on this rank's ``batch`` (``None`` if its share is empty) of a global batch
+    of ``n_global`` samples; returns the local loss (None without a batch)."""
+    trainer.grads.zero()
+    if sync is not None:
+        sync.before_backward(trainer.grads)
+    loss = None
+    if batch is not None:
+        loss, stats = trainer.forward_backward(batch, n_local / n_global)
+        if totals is not None:
+            _add_stats(totals, stats, loss, n_local)
+    if sync is not None:
+        sync.allreduce(trainer.grads)
+    trainer.optimizer.step()
+    if sync is not None:
+        sync.average_buffers(trainer.model)
+    trainer.step += 1
+    return loss
+
+
 def train_data_parallel(trainer, sync=None):
     """Epoch loop of the single-process mode (``sync`` None) and of the MPI sync mode.
 
@@ -270,19 +290,10 @@ def train_data_parallel(trainer, sync=None):
                         len(batches), trainer.is_chief and cfg.get("progress", True),
                         f"epoch {epoch + 1}/{epochs}")
         for global_batch, batch in bar:
-            trainer.grads.zero()
-            n_local = len(rank_share(global_batch, rank, per_rank))
-            if batch is not None:
-                loss, stats = trainer.forward_backward(batch, n_local / len(global_batch))
-                _add_stats(totals, stats, loss, n_local)
-                if trainer.is_chief and hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{loss:.4f}")
-            if sync is not None:
-                sync.allreduce(trainer.grads)
-            trainer.optimizer.step()
-            if sync is not None:
-                sync.average_buffers(trainer.model)
-            trainer.step += 1
+            loss = data_parallel_step(trainer, batch, len(rank_share(global_batch, rank, per_rank)),
+                                      len(global_batch), sync, totals)
+            if loss is not None and trainer.is_chief and hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss:.4f}")
             samples += len(global_batch)
         seconds = time.perf_counter() - start
         if sync is not None:

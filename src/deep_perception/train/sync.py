@@ -12,7 +12,16 @@ batch statistics (as torch DDP does without SyncBatchNorm), so with batch-norm l
 bit-for-bit 1×K·B; the running statistics are averaged across ranks after every step, so all ranks
 keep identical buffers and the running mean equals the single-process one for equal shares.
 Dropout draws from per-rank seeds, so models with dropout also differ from the single-process run.
+
+Overlap (``distributed.overlap``, default off): a post-accumulate-grad hook marks a bucket ready as
+soon as backward has written all of its gradients, and a communication thread (on a duplicated
+communicator, buckets always in the same order on every rank) all-reduces it while backward goes
+on with the earlier layers, as DDP does. The arithmetic is the same as the blocking path. MPICH's
+shared-memory transport busy-polls, so the thread competes with backward for a core: on the
+2-core test machine the blocking path was faster (bench/distributed.py), hence off by default.
 """
+
+import threading
 
 import torch
 from mpi4py import MPI
@@ -46,6 +55,9 @@ class SyncAllreduce:
         for bucket in grads.buckets:
             self.comm.Allreduce(MPI.IN_PLACE, bucket.numpy(), op=MPI.SUM)
 
+    def before_backward(self, grads):
+        """Hook for the overlapped variant; the blocking one reduces after backward."""
+
     def average_buffers(self, model):
         """Average the running statistics across ranks (integer counters are equal everywhere)."""
         if not self.buffers.numel:
@@ -64,10 +76,93 @@ class SyncAllreduce:
         return merged
 
 
+class OverlappedAllreduce(SyncAllreduce):
+    """Buckets are all-reduced by a communication thread as soon as backward has filled them."""
+
+    def __init__(self, comm, model, grads):
+        super().__init__(comm, model)
+        self.grads = grads
+        self.comm_thread_comm = comm.Dup()
+        self.bucket_of = {}
+        for index, bucket in enumerate(grads.buckets):
+            for p, view in grads._views:
+                if bucket.data_ptr() <= view.data_ptr() < bucket.data_ptr() + bucket.numel() * 4:
+                    self.bucket_of[p] = index
+        sizes = [0] * len(grads.buckets)
+        for index in self.bucket_of.values():
+            sizes[index] += 1
+        self.sizes = sizes
+        self.views = dict(grads._views)
+        self.active = False
+        self.lock = threading.Lock()
+        self.ready = [threading.Event() for _ in grads.buckets]
+        self.go = threading.Event()
+        self.done = threading.Event()
+        self.error = None
+        for p in self.bucket_of:
+            p.register_post_accumulate_grad_hook(self._on_grad)
+        threading.Thread(target=self._loop, name="allreduce", daemon=True).start()
+
+    def _on_grad(self, p):
+        if not self.active:
+            return
+        view = self.views[p]
+        if p.grad.data_ptr() != view.data_ptr():  # autograd replaced the view: copy back into the bucket
+            view.copy_(p.grad)
+            p.grad = view
+        with self.lock:
+            if p in self.seen:
+                raise RuntimeError("a parameter received its gradient twice in one backward "
+                                   "(shared weights): not supported by the overlapped all-reduce; "
+                                   "set distributed.overlap: false")
+            self.seen.add(p)
+            index = self.bucket_of[p]
+            self.missing[index] -= 1
+            if self.missing[index] == 0:
+                self.ready[index].set()
+
+    def _loop(self):
+        while True:
+            self.go.wait()
+            self.go.clear()
+            try:
+                for index, bucket in enumerate(self.grads.buckets):
+                    self.ready[index].wait()
+                    self.comm_thread_comm.Allreduce(MPI.IN_PLACE, bucket.numpy(), op=MPI.SUM)
+            except BaseException as exc:  # re-raised on the main thread
+                self.error = exc
+            self.done.set()
+
+    def before_backward(self, grads):
+        for event in self.ready:
+            event.clear()
+        self.done.clear()
+        self.seen = set()
+        self.missing = list(self.sizes)
+        self.active = True
+        self.go.set()
+
+    def allreduce(self, grads):
+        """Wait for the buckets (flushing those backward did not complete, e.g. an empty share)."""
+        self.active = False
+        for event in self.ready:
+            event.set()
+        self.done.wait()
+        if self.error is not None:
+            raise RuntimeError("gradient all-reduce failed") from self.error
+
+
+def build_sync(comm, trainer):
+    """The overlapped or the blocking all-reduce, per ``distributed.overlap``."""
+    if trainer.config["distributed"].get("overlap", False):
+        return OverlappedAllreduce(comm, trainer.model, trainer.grads)
+    return SyncAllreduce(comm, trainer.model)
+
+
 def run_sync(trainer, comm):
     """Train ``trainer`` with the synchronous all-reduce over ``comm``; rank 0 returns test metrics."""
     from deep_perception.train.engine import train_data_parallel
 
-    sync = SyncAllreduce(comm, trainer.model)
+    sync = build_sync(comm, trainer)
     sync.broadcast_model(trainer.model)
     return train_data_parallel(trainer, sync)
