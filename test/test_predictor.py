@@ -82,12 +82,17 @@ def test_seg_labels_cover_every_input_point(tmp_path, synth):
     bad = ~np.isfinite(pts).all(axis=1)
     assert (res.labels[bad] == -1).all() and (res.scores[bad] == 0).all()
     assert (res.labels[~bad] >= 0).all() and (res.scores[~bad] > 0).all()
-    # a point not fed to the network takes the label of its nearest sampled neighbour
-    _, finite, idx = pred.prepare(pts, nrm)
+    # a point not fed to the network takes the label of its nearest sampled neighbour (position + normal)
+    x, finite, idx = pred.prepare(pts, nrm)
     sampled = finite[idx]
     rest = np.setdiff1d(finite, sampled)
-    d = np.linalg.norm(pts[rest][:, None] - pts[sampled][None], axis=2)
+    scale = np.linalg.norm(pts[sampled] - pts[sampled].mean(axis=0), axis=1).max()
+    feats = np.concatenate([pts / scale, 0.5 * nrm], axis=1)
+    d = np.linalg.norm(feats[rest][:, None] - feats[sampled][None], axis=2)
     np.testing.assert_array_equal(res.labels[rest], res.labels[sampled[d.argmin(axis=1)]])
+    xyz_only = Predictor(path, device="cpu", sampling="fps", normal_weight=0.0).predict([pts], [nrm])[0]
+    d = np.linalg.norm(pts[rest][:, None] - pts[sampled][None], axis=2)
+    np.testing.assert_array_equal(xyz_only.labels[rest], xyz_only.labels[sampled[d.argmin(axis=1)]])
 
 
 def test_batch_equals_single_and_is_deterministic(tmp_path, synth):

@@ -3,8 +3,9 @@
 Per cloud: drop non-finite points → pick N points (random with a fixed seed, or farthest-point) →
 centre/scale exactly as the training Dataset (``deep_perception.data.preprocess``) → forward (several
 clouds batched) → softmax. Segmentation labels go back to EVERY input point: points not fed to the
-network take the label and score of their nearest sampled neighbour (scipy cKDTree); non-finite input
-points get label -1 and score 0. Uses CUDA when present unless told otherwise.
+network take the label and score of their nearest sampled neighbour (scipy cKDTree; with normals, nearest
+in position and normal, so labels do not leak across a roof edge); non-finite input points get label -1
+and score 0. Uses CUDA when present unless told otherwise.
 """
 
 import dataclasses
@@ -54,10 +55,12 @@ class Predictor:
     ``fast=False`` the eager training model in eval mode. ``sampling``/``points`` default to the
     checkpoint's. ``seed`` fixes random sampling, so one cloud always gives one answer. A model trained
     with normals, given a cloud without them, estimates them (``estimate_normals``) unless told not to.
+    Segmentation labels reach points that were not fed to the network from their nearest fed point in
+    (xyz / cloud scale, ``normal_weight`` · normal) space for models with normals, in xyz otherwise.
     """
 
     def __init__(self, checkpoint, device="auto", fast=True, sampling=None, points=None, seed=0,
-                 threads=None, estimate_missing_normals=True):
+                 threads=None, estimate_missing_normals=True, normal_weight=0.5):
         if threads:
             torch.set_num_threads(int(threads))
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
@@ -89,6 +92,7 @@ class Predictor:
         self.model = (FastPointNet(model).eval() if fast else model).to(self.device)
         self.fast = bool(fast)
         self.estimate_missing_normals = bool(estimate_missing_normals)
+        self.normal_weight = float(normal_weight)
         self.last_timing = {}
 
     @property
@@ -101,6 +105,10 @@ class Predictor:
 
     def prepare(self, points, normals=None):
         """One cloud → (network input (N, C) float32, finite input indices, sampled indices into those)."""
+        return self._prepare(points, normals)[:3]
+
+    def _prepare(self, points, normals=None):
+        """``prepare`` plus what label mapping needs: (x, finite, idx, (xyz, normals, scale) of finite points)."""
         pts = np.asarray(points, dtype=np.float32)
         if pts.ndim != 2 or pts.shape[1] != 3:
             raise ValueError(f"points must be (M, 3), got shape {pts.shape}")
@@ -122,10 +130,12 @@ class Predictor:
         kept = pts[finite]
         rng = np.random.default_rng(self.seed)
         idx = sample_indices(len(kept), self.points, self.sampling, rng, kept)
-        x, _, _ = normalise(kept[idx], self.normalisation)
+        x, _, scale = normalise(kept[idx], self.normalisation)
+        kept_normals = None
         if self.needs_normals:
-            x = np.concatenate([x, nrm[finite][idx]], axis=1)
-        return x, finite, idx
+            kept_normals = nrm[finite]
+            x = np.concatenate([x, kept_normals[idx]], axis=1)
+        return x, finite, idx, (kept, kept_normals, float(scale))
 
     @torch.inference_mode()
     def forward(self, batch):
@@ -140,7 +150,7 @@ class Predictor:
             clouds = [clouds]
             normals = None if normals is None else [normals]
         t0 = time.perf_counter()
-        prepared = [self.prepare(c, None if normals is None else normals[i]) for i, c in enumerate(clouds)]
+        prepared = [self._prepare(c, None if normals is None else normals[i]) for i, c in enumerate(clouds)]
         t1 = time.perf_counter()
         logits = self.forward(np.stack([p[0] for p in prepared]))
         probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -151,7 +161,7 @@ class Predictor:
         return results
 
     def _result(self, cloud, prepared, probs):
-        x, finite, idx = prepared
+        x, finite, idx, (kept, kept_normals, scale) = prepared
         if self.kind == "cls":
             cid = int(np.argmax(probs))
             return Prediction("cls", probabilities=probs, class_id=cid, score=float(probs[cid]),
@@ -160,12 +170,14 @@ class Predictor:
         point_scores = probs[np.arange(len(probs)), point_labels]
         labels = np.full(len(cloud), UNLABELLED, dtype=np.int64)
         scores = np.zeros(len(cloud), dtype=np.float32)
-        kept = np.asarray(cloud, dtype=np.float32)[finite]
         if len(np.unique(idx)) == len(kept):  # every finite point was fed to the network
             labels[finite[idx]] = point_labels
             scores[finite[idx]] = point_scores
         else:
-            _, nn = cKDTree(kept[idx]).query(kept, k=1)
+            feats = kept / scale
+            if kept_normals is not None:  # nearest on the same surface: a roof point never takes a wall label
+                feats = np.concatenate([feats, self.normal_weight * kept_normals], axis=1)
+            _, nn = cKDTree(feats[idx]).query(feats, k=1)
             labels[finite] = point_labels[nn]
             scores[finite] = point_scores[nn]
         hist = np.bincount(point_labels, minlength=len(self.class_names)) / len(point_labels)
