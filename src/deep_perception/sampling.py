@@ -97,16 +97,21 @@ def sample_arrays(vertices, faces, face_labels, fstart, n, rng):
     ab32 = ab.astype(np.float32)
     ac32 = ac.astype(np.float32)
     unit32 = (cr / np.maximum(area2, 1e-300)[:, None]).astype(np.float32)
+    # Cumulative area rescaled so that item i spans [i*(n+1), i*(n+1)+n]: then the strata of point
+    # j of item i are simply i*(n+1) + order[j] + jitter, with no per-point scaling.
+    item_of_face = np.repeat(np.arange(n_items), np.diff(fstart))
+    scale = np.divide(n, totals, out=np.zeros(n_items), where=totals > 0)
+    cum_n = item_of_face * (n + 1.0) + (cum - base[item_of_face]) * scale[item_of_face]
+    last = ends[has_faces]
+    cum_n[last] = np.flatnonzero(has_faces) * (n + 1.0) + n  # exact item ends
     k = len(items)
-    u = rng.random((3, k, n), dtype=np.float32)
-    order = ((np.arange(n) * _stride(n)) % n).astype(np.float64)  # point i takes stratum order[i]
-    strata = (order[None, :] + u[0]) * (totals[items] / n)[:, None]
-    strata += base[items, None]
-    # rounding must not push a point past the item's last face
-    np.minimum(strata, np.nextafter(total_end[items], -np.inf)[:, None], out=strata)
-    tri = np.searchsorted(cum, strata.ravel(), side="right")
-    r1 = np.sqrt(u[1].ravel())
-    w2 = r1 * u[2].ravel()
+    u = rng.random((3, k * n), dtype=np.float32)
+    order = (np.arange(n) * _stride(n)) % n  # point j takes stratum order[j]
+    strata = (items[:, None] * (n + 1.0) + order[None, :]).ravel()
+    strata += u[0]
+    tri = np.searchsorted(cum_n, strata, side="right")
+    r1 = np.sqrt(u[1])
+    w2 = r1 * u[2]
     w1 = r1 - w2
     p = a32.take(tri, axis=0)
     q = ab32.take(tri, axis=0)
@@ -115,15 +120,14 @@ def sample_arrays(vertices, faces, face_labels, fstart, n, rng):
     q = ac32.take(tri, axis=0)
     q *= w2[:, None]
     p += q
+    normals = unit32.take(tri, axis=0)
+    labels = np.asarray(face_labels, np.uint8).take(tri)
     if k == n_items:
-        pts = p.reshape(k, n, 3)
-        nrm = unit32.take(tri, axis=0).reshape(k, n, 3)
-        lab = np.asarray(face_labels, np.uint8).take(tri).reshape(k, n)
-    else:
-        pts, nrm, lab = _zeros(n_items, n)
-        pts[items] = p.reshape(k, n, 3)
-        nrm[items] = unit32.take(tri, axis=0).reshape(k, n, 3)
-        lab[items] = np.asarray(face_labels, np.uint8).take(tri).reshape(k, n)
+        return p.reshape(k, n, 3), normals.reshape(k, n, 3), labels.reshape(k, n), ok
+    pts, nrm, lab = _zeros(n_items, n)
+    pts[items] = p.reshape(k, n, 3)
+    nrm[items] = normals.reshape(k, n, 3)
+    lab[items] = labels.reshape(k, n)
     return pts, nrm, lab, ok
 
 

@@ -56,6 +56,7 @@ HREF_PARENT_TAGS = [f"{{{ns}}}{name}" for ns in GML_NAMESPACES
                     for name in ("surfaceMember", "patches", "baseSurface", "exterior", "interior")]
 GML_ID = {ns: f"{{{ns}}}id" for ns in GML_NAMESPACES}
 _POLY_ID_ATTR = {f"{{{ns}}}{name}": f"{{{ns}}}id" for ns in GML_NAMESPACES for name in POLYGON_LOCAL}
+_POSLIST_TAGS = {f"{{{ns}}}posList" for ns in GML_NAMESPACES}
 _BOUNDED_BY = {f"{{{ns}}}boundedBy" for ns in GML_NAMESPACES}
 
 # tag classification kinds
@@ -424,6 +425,7 @@ def _read_building(belem, ctx):
         owners[_owner_ancestor(part_el, belem.getparent())].parts.append(part)
 
     srs = _building_srs(belem)
+    srs_missing = srs is None
     rings_all = []          # flat list of arrays to convert CRS in one go
     polys = []              # (owner Building, ring count, label, lod, gml id)
     ids = {}
@@ -438,8 +440,9 @@ def _read_building(belem, ctx):
                 found = walks[grand] = _walk(grand, stop)
         else:
             found = _walk(parent, stop)
-        if srs is None:
+        if srs_missing:
             srs = _srs_upwards(poly, stop)
+            srs_missing = False
         label, lod, owner, skip = found
         if skip is not None:
             ctx.stats.skipped[skip] += 1
@@ -455,15 +458,13 @@ def _read_building(belem, ctx):
     if srs is None:
         srs = ctx.srs
     # xlinks: targets in this object are already read (counted once); others come from the cache
-    for ref_parent in belem.iter(HREF_PARENT_TAGS):
-        href = ref_parent.get(XLINK_HREF)
-        if not href:
-            continue
+    for href in _ALL_HREFS(belem):
         target = href[1:] if href.startswith("#") else href
-        if target in ids:
+        if target in ids or not target:
             continue
-        if _href_target_in(belem, target):
-            continue
+        ref_parent = href.getparent()
+        if ref_parent.tag not in _HREF_PARENTS or _href_target_in(belem, target):
+            continue  # not a geometry reference, or a reference to a non-polygon element we read
         cached = ctx.cache.get(target)
         if cached is None:
             ctx.stats.skipped["unresolved xlink"] += 1
@@ -500,7 +501,9 @@ def _read_building(belem, ctx):
             ctx.cache[gid] = (label, lod, rings)
     while len(ctx.cache) > ctx.cache_size:
         ctx.cache.popitem(last=False)
-    _select_lod(top, ctx)
+    lods = {p[3] for p in polys}
+    if len(lods) > 1 or (ctx.lod is not None and lods and ctx.lod not in lods):
+        _select_lod(top, ctx)
     return top
 
 
@@ -551,6 +554,11 @@ def _srs_upwards(el, stop):
             return name
         node = node.getparent()
     return None
+
+
+_NS = {"g1": GML_NAMESPACES[0], "g2": GML_NAMESPACES[1], "xl": "http://www.w3.org/1999/xlink"}
+_ALL_HREFS = etree.XPath(".//@xl:href", namespaces=_NS)
+_HREF_PARENTS = set(HREF_PARENT_TAGS)
 
 
 def _href_target_in(belem, target):
@@ -635,6 +643,19 @@ def _ring_coords(boundary, ctx):
         ctx.stats.skipped["missing coordinates"] += 1
         ctx.stats.warn(f"{ctx.path}:{boundary.sourceline}: ring without coordinates skipped")
         return None
+    if len(ring) == 1:
+        only = ring[0]
+        if only.tag in _POSLIST_TAGS:
+            text = only.text
+            if text:
+                dim = only.get("srsDimension")
+                dim = int(dim) if dim is not None else _srs_dimension(only, ctx)
+                try:
+                    values = np.fromstring(text, dtype=np.float64, sep=" ")
+                except (DeprecationWarning, ValueError):
+                    values = None
+                if values is not None and dim == 3 and values.size and values.size % 3 == 0:
+                    return values.reshape(-1, 3)
     texts = []
     dim = None
     for child in ring:
