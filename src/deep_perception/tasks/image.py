@@ -317,8 +317,8 @@ class ImageClassificationTask(Task):
 
 
 def export_views(config, split, count, size, out_path, seed=1):
-    """Write ``count`` held-back buildings of ``split`` rendered at ``size`` as they would come from a
-    camera: metric 32FC1 depth (0 = no return) and mono8 shaded images, with labels (for the demo)."""
+    """Write ``count`` held-back buildings of ``split`` (classes taken in turn) rendered at ``size`` as they
+    would come from a camera: metric 32FC1 depth (0 = no return) and mono8 shaded images, with labels."""
     task = ImageClassificationTask(config)
     files = task.split_files().get(split)
     if not files:
@@ -327,7 +327,15 @@ def export_views(config, split, count, size, out_path, seed=1):
                     margin=task.spec.margin)
     rng = np.random.default_rng(seed)
     items = list(iter_labelled_meshes(files, task.data.get("lod")))
-    pick = rng.choice(len(items), size=min(count, len(items)), replace=False)
+    # round-robin over the classes present (seeded order inside each), so rare roofs are shown too
+    by_class = {}
+    for i in rng.permutation(len(items)):
+        by_class.setdefault(int(items[i][1].roof_class), []).append(int(i))
+    pick = []
+    while len(pick) < min(count, len(items)):
+        for c in sorted(by_class):
+            if by_class[c] and len(pick) < count:
+                pick.append(by_class[c].pop(0))
     depth, shaded, labels, ids = [], [], [], []
     for i in sorted(pick):
         _, b, mesh = items[i]
