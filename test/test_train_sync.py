@@ -59,7 +59,8 @@ def test_k_ranks_equal_one_rank_with_k_times_the_batch(tmp_path, ranks, two_rank
     if ranks == 2:
         (tmp_path / "sync").symlink_to(two_rank_run)
     else:
-        cfg = write_config(tmp_path / "sync.yaml", output=str(tmp_path / "sync"))
+        # the 3-rank run also covers the overlapped all-reduce (communication thread)
+        cfg = write_config(tmp_path / "sync.yaml", output=str(tmp_path / "sync"), distributed__overlap=True)
         check(run_trainer(cfg, ranks, "--distributed", "sync")[0])
     reference, ref_metrics = single_process(tmp_path, 8 * ranks)
     got = load_state(tmp_path / "sync" / "last.pt")

@@ -22,7 +22,8 @@ def plot_training_curves(history, path, title="training"):
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
     ax_loss.grid(alpha=0.3)
-    for key, label in (("train_accuracy", "train accuracy"), ("val_score", "validation score")):
+    for key, label in (("train_accuracy", "train accuracy"), ("val_accuracy", "validation accuracy"),
+                       ("val_score", "validation score (model selection)")):
         values = [r.get(key) for r in history]
         if any(v is not None for v in values):
             ax_score.plot(epochs, values, marker="o", label=label)
