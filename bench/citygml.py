@@ -73,6 +73,9 @@ def build_file(path, size_mb):
         k = 0
         while written < target:
             copy = ids.sub(lambda m, k=k: m.group(1) + m.group(2) + b"_r%d\"" % k, blob)
+            if written + len(copy) > target:  # last round: only as many members as needed
+                cut = copy.find(b"</core:cityObjectMember>", target - written)
+                copy = copy[: cut + len(b"</core:cityObjectMember>")] if cut >= 0 else copy
             f.write(copy)
             f.write(b"\n")
             written += len(copy) + 1
@@ -123,12 +126,21 @@ def _run_ours(path, rng, points, batch=64):
     return buildings, pts
 
 
+def _vm_hwm_mb():
+    """Peak resident set of this process (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _timed(job):
     kind, path, rng, points = job
     t0, c0 = time.perf_counter(), time.process_time()
     n, extra = _run_raw(path, rng) if kind == "raw" else _run_ours(path, rng, points)
     return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "buildings": n,
-            "extra": extra, "bytes": rng[1] - rng[0]}
+            "extra": extra, "bytes": rng[1] - rng[0], "rss_mb": _vm_hwm_mb()}
 
 
 def _measure(args):
@@ -141,15 +153,15 @@ def _measure(args):
         with mp.get_context("fork").Pool(workers) as pool:
             results = pool.map(_timed, jobs, chunksize=1)
     wall = time.perf_counter() - t0
-    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    conn.send({"results": results, "wall": wall, "peak_rss_mb": max(rss_self, rss_children)})
+    conn.send({"results": results, "wall": wall,
+               "peak_rss_mb": max([_vm_hwm_mb()] + [r["rss_mb"] for r in results])})
     conn.close()
 
 
 def measure(jobs, workers=1):
     parent, child = mp.Pipe(duplex=False)
-    proc = mp.get_context("fork").Process(target=_measure, args=((jobs, workers, child),))
+    # spawn: the child does not inherit this process's memory, so its peak RSS is its own
+    proc = mp.get_context("spawn").Process(target=_measure, args=((jobs, workers, child),))
     proc.start()
     out = parent.recv()
     proc.join()

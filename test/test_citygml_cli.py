@@ -141,3 +141,20 @@ def test_mpirun_same_bytes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert _hashes(a) == _hashes(b)
     assert read_manifest(b)["ranks"] == 2
+
+
+def test_chunks_keep_the_file_crs(tmp_path):
+    import gzip
+    plain = tmp_path / "tile.gml"
+    plain.write_bytes(gzip.open(DATA / "nrw/LoD2_32_363_5650_1_NW.gml.gz").read())
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main([str(plain), "-o", str(a), "--points", "32", "--quiet"]) == 0
+    assert main([str(plain), "-o", str(b), "--points", "32", "--quiet", "--chunk-mb", "0.02"]) == 0
+    ma, mb = read_manifest(a), read_manifest(b)
+    assert len(mb["shards"]) > 3
+    assert ma["files"][0]["crs"] == mb["files"][0]["crs"] == ["EPSG:25832"]
+    off_a = np.concatenate([read_shard(a / s["file"])["offsets"] for s in ma["shards"]])
+    off_b = np.concatenate([read_shard(b / s["file"])["offsets"] for s in mb["shards"]])
+    np.testing.assert_array_equal(off_a, off_b)
+    attrs = [x for s in mb["shards"] for x in json.loads((b / s["attributes"]).read_text())]
+    assert {x["crs"] for x in attrs} == {"EPSG:25832"}

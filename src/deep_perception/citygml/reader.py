@@ -202,7 +202,14 @@ def read_header(path, limit=1 << 20):
         line = head[: head.find(b"<!ENTITY")].count(b"\n") + 1
         raise CityGMLError(f"{path}:{line}: DTD entity declarations are refused (entity expansion / "
                            "external entities)")
+    # chunks of the file are parsed behind everything before the first member (envelope, srsName)
+    first = _MEMBER_START.search(head, end)
+    if first is not None:
+        header = head[: first.start()]
     return header, qname
+
+
+_MEMBER_START = re.compile(rb"<([\w.\-]+:)?(cityObjectMember|featureMember|member)[\s>]")
 
 
 def member_offsets(path, chunk_bytes):
@@ -215,7 +222,7 @@ def member_offsets(path, chunk_bytes):
         if f.read(2) == b"\x1f\x8b" or size <= chunk_bytes:
             return [None]
     header, _ = read_header(path)
-    m = re.search(rb"<([\w.\-]+:)?(cityObjectMember|featureMember|member)[\s>]", _read_at(path, 0, 1 << 22))
+    m = _MEMBER_START.search(_read_at(path, 0, 1 << 22))
     if m is None:
         return [None]
     tag = b"<" + (m.group(1) or b"") + m.group(2)
