@@ -158,3 +158,12 @@ def test_chunks_keep_the_file_crs(tmp_path):
     np.testing.assert_array_equal(off_a, off_b)
     attrs = [x for s in mb["shards"] for x in json.loads((b / s["attributes"]).read_text())]
     assert {x["crs"] for x in attrs} == {"EPSG:25832"}
+
+
+def test_tile_png(tmp_path):
+    from deep_perception.viz.citygml_png import main as png_main
+    out = tmp_path / "o"
+    assert main([str(DATA / "nrw"), "-o", str(out), "--points", "64", "--quiet"]) == 0
+    png = tmp_path / "tile.png"
+    assert png_main([str(out), "--file", "LoD2_32_326_5726", "-o", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
