@@ -86,7 +86,7 @@ def main(argv=None):
     t0 = time.time()
     configs = {"16x16x8": KernelConfig(), "32x8x16": KernelConfig(tile_w=32, tile_h=8, cout_tile=16)}
     kernels = {name: tiled_kernel(cfg) for name, cfg in configs.items()}
-    print(f"device: {torch.cuda.get_device_name()}  torch {torch.version.__version__} cuDNN "
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__} cuDNN "
           f"{torch.backends.cudnn.version()}  kernels compiled in {time.time() - t0:.1f} s", file=sys.stderr)
     torch.backends.cudnn.benchmark = True
 

@@ -132,3 +132,26 @@ def test_classifier_roundtrip_fp16_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="metadata lacks"):
         save_checkpoint(tmp_path / "bad.pt", model.state_dict(), {"task": "x"})
         ImageClassifier(tmp_path / "bad.pt")
+
+
+def test_evaluate_and_export_checkpoint(tmp_path):
+    from deep_perception.tasks.image import ImageClassificationTask, evaluate_checkpoint, export_model
+
+    cfg = _tiny_config(tmp_path)
+    task = ImageClassificationTask(cfg)
+    model = task.build_model()
+    train_ckpt = tmp_path / "best.pt"
+    save_checkpoint(train_ckpt, model.state_dict(), task.metadata(), optimizer={"state": {}}, epoch=3, step=9)
+    report = evaluate_checkpoint(cfg, train_ckpt, split="val")
+    assert set(report) >= {"all", "depth", "intensity"}
+    assert report["all"]["count"] == 2 * report["depth"]["count"] == 2 * report["buildings"] * report["views"]
+    shipped = tmp_path / "shipped.pt"
+    export_model(train_ckpt, shipped)
+    clf = ImageClassifier(shipped)
+    assert clf.metadata["stored_dtype"] == "float16"
+    assert shipped.stat().st_size < 0.6 * train_ckpt.stat().st_size
+    val = task.datasets()["val"]
+    (pred,) = clf.classify([val.unit(0, 0, "depth")], ["32FC1"])  # a unit image is a valid depth image
+    with torch.no_grad():
+        want = torch.softmax(model.eval()(val[0]["image"][None]), 1)[0].numpy()
+    assert np.allclose(pred.probabilities, want, atol=2e-2)

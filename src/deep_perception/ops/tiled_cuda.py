@@ -55,7 +55,7 @@ class TiledCudaKernel:
         self.context.push()
         try:
             self.module = SourceModule(kernel_source(), no_extern_c=True,
-                                       options=["-O3", *config.defines()])
+                                       options=config.defines())
         finally:
             self.context.pop()
         self.func = self.module.get_function("tiled_conv2d_forward")

@@ -351,6 +351,34 @@ def export_views(config, split, count, size, out_path, seed=1):
     return len(ids)
 
 
+def evaluate_checkpoint(config, checkpoint, split="test", batch_size=128):
+    """Full report (all / depth / intensity: accuracy, mean class accuracy, majority baseline, confusion)
+    of a checkpoint on a split of ``config`` (rendered or taken from the cache)."""
+    from deep_perception.train.checkpoint import load_checkpoint
+
+    task = ImageClassificationTask(config)
+    files = task.split_files().get(split)
+    if not files:
+        raise ConfigKeyError(f"split {split!r} has no files")
+    ds = RenderedImages(task.load_split(split, files), task.preprocess, train=False)
+    model = task.build_model()
+    state = load_checkpoint(checkpoint)["state_dict"]
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    report = task.report(model, torch.utils.data.DataLoader(ds, batch_size=batch_size))
+    report["buildings"], report["views"] = int(ds.n), int(ds.views)
+    return report
+
+
+def export_model(checkpoint, output, half=True, extra_metadata=None):
+    """Weights-only copy of a training checkpoint for shipping (fp16 floats when ``half``)."""
+    from deep_perception.train.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+    meta = {**ckpt["metadata"], **(extra_metadata or {}), "stored_dtype": "float16" if half else "float32"}
+    save_checkpoint(output, state, meta, epoch=ckpt.get("epoch", 0), step=ckpt.get("step", 0))
+
+
 def main(argv=None):
     from deep_perception.train.config import load_config
 
@@ -365,8 +393,33 @@ def main(argv=None):
     e.add_argument("--size", type=int, nargs=2, default=[120, 160], metavar=("H", "W"))
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("-o", "--output", required=True)
+    v = sub.add_parser("evaluate", help="metrics of a checkpoint on a split (JSON)")
+    v.add_argument("--config", required=True)
+    v.add_argument("--checkpoint", required=True)
+    v.add_argument("--split", default="test")
+    v.add_argument("-o", "--output", help="also write the report here (JSON)")
+    x = sub.add_parser("export-model", help="weights-only fp16 copy of a training checkpoint")
+    x.add_argument("--config", required=True)
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("-o", "--output", required=True)
+    x.add_argument("--fp32", action="store_true", help="keep float32 weights")
     args = ap.parse_args(argv)
     config = load_config(args.config)
+    if args.cmd == "evaluate":
+        from deep_perception.fileio import write_json
+        report = evaluate_checkpoint(config, args.checkpoint, args.split)
+        if args.output:
+            write_json(args.output, report)
+        for key in ("all", "depth", "intensity"):
+            if key in report:
+                r = report[key]
+                print(f"{args.split} {key:9s}: accuracy {r['oa']:.3f}  mean class accuracy {r['mean_class_accuracy']:.3f}"
+                      f"  majority baseline {r['majority_baseline']:.3f}  ({r['count']} views)")
+        return
+    if args.cmd == "export-model":
+        export_model(args.checkpoint, args.output, half=not args.fp32)
+        print(f"wrote {args.output}")
+        return
     if args.cmd == "render":
         for split, ds in ImageClassificationTask(config).datasets().items():
             counts = np.bincount(ds.targets(), minlength=len(ROOF_CLASSES))
