@@ -422,3 +422,30 @@ def summary_table(manifest):
 
 def _short(path, n=48):
     return path if len(path) <= n else "…" + path[-(n - 1):]
+
+
+class ConversionError(RuntimeError):
+    """A conversion failed; the message lists the fatal errors (file:line)."""
+
+
+def convert_all(inputs, output, opts, workers=1, progress=False):
+    """Convert ``inputs`` (files/folders) into ``output`` in this process; returns the manifest.
+
+    Raises ConversionError (nothing written) on fatal errors.
+    """
+    files = find_inputs(inputs)
+    if not files:
+        raise ConversionError(f"no CityGML files in {list(inputs)}")
+    units = plan_units(files, opts.chunk_mb)
+    os.makedirs(output, exist_ok=True)
+    staging = new_staging(output)
+    summaries = run_units(units, opts, staging, workers=workers, progress=progress)
+    errors = [s["error"] for s in summaries if "error" in s]
+    if errors:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ConversionError("; ".join(errors))
+    manifest = build_manifest(files, summaries, opts, input_args=[os.fspath(i) for i in inputs])
+    manifest["workers"] = workers
+    manifest["ranks"] = 1
+    commit_staging(output, staging, manifest)
+    return manifest
