@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Training through MPI: PointNet surface segmentation on the bundled real CityGML buildings, first with
 # synchronous all-reduce SGD (mpirun -n 2), then with the asynchronous parameter server (mpirun -n 3:
-# 1 server + 2 workers). Cached: a finished run is resumed with --resume auto, which only re-reads
-# it; DP_DEMO_FRESH=1 (demo.sh) starts over. Outputs: $DP_DEMO_DIR/train/*/{metrics.json,curves.png,best.pt}.
+# 1 server + 2 workers). Cached: a finished run is skipped, an interrupted one continues from its
+# last epoch checkpoint (--resume auto); DP_DEMO_FRESH=1 (demo.sh) starts over. Outputs: $DP_DEMO_DIR/train/*/{metrics.json,curves.png,best.pt}.
 set -eo pipefail
 DEMO="${DP_DEMO_DIR:-cache/demo}"
 OUT="$DEMO/train"
@@ -14,6 +14,9 @@ if [ ! -f "$OUT/shards/manifest.json" ]; then
 fi
 MPIRUN="$(dirname "$(command -v python)")/mpirun"
 train() {  # mode np output
+  if [ -f "$3/metrics.json" ] && grep -q '"test_model"' "$3/metrics.json"; then
+    echo "$3: finished earlier (cached)"; return 0
+  fi
   "$MPIRUN" -n "$2" python -m mpi4py -m deep_perception.train --config config/train_demo_seg.yaml \
     --distributed "$1" --output "$3" --resume auto --set data.manifest="$OUT/shards" --set train.progress=false
 }

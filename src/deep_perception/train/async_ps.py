@@ -113,10 +113,12 @@ class ParameterServer:
         self.wbuf_req = {w: comm.Irecv(self.wbuf[w], source=w, tag=TAG_WBUF)
                          for w in self.workers if nb}
         self.version = trainer.step
-        self.staleness = []          # every push of the run
-        self.histogram = {}
-        self.dropped_total = 0
-        self.pushes_per_worker = {w: 0 for w in self.workers}
+        # counters of the whole run, continued from the checkpoint when resuming
+        previous = trainer.extra_metrics.get("run", {}).get("async", {})
+        self.histogram = {int(k): v for k, v in previous.get("staleness_histogram", {}).items()}
+        self.dropped_total = int(previous.get("pushes_dropped", 0))
+        self.pushes_per_worker = {w: int(previous.get("pushes_per_worker", {}).get(str(w), 0))
+                                  for w in self.workers}
 
     # -------------------------------------------------------------- messages to one worker
     def _assign(self, w, batch_no):
@@ -138,7 +140,6 @@ class ParameterServer:
         stats = self.comm.recv(source=w, tag=TAG_STATS)
         self.pushes_per_worker[w] += 1
         staleness = self.version - int(hdr[1])
-        self.staleness.append(staleness)
         self.histogram[staleness] = self.histogram.get(staleness, 0) + 1
         scale = 1.0
         if staleness > self.max_staleness:
@@ -261,14 +262,15 @@ class ParameterServer:
                  {k: v for k, v in record.items() if isinstance(v, (int, float))})
 
     def summary(self):
-        st = self.staleness
+        hist = self.histogram
+        pushes = sum(hist.values())
         return {"workers": len(self.workers), "max_staleness": self.max_staleness,
-                "staleness_policy": self.policy, "pushes": len(st),
+                "staleness_policy": self.policy, "pushes": pushes,
                 "pushes_dropped": self.dropped_total,
                 "pushes_per_worker": {str(w): n for w, n in self.pushes_per_worker.items()},
-                "staleness_mean": float(np.mean(st)) if st else None,
-                "staleness_max": int(max(st)) if st else None,
-                "staleness_histogram": {str(k): v for k, v in sorted(self.histogram.items())}}
+                "staleness_mean": sum(s * n for s, n in hist.items()) / pushes if pushes else None,
+                "staleness_max": max(hist) if hist else None,
+                "staleness_histogram": {str(k): v for k, v in sorted(hist.items())}}
 
 
 def run_async(trainer, comm):

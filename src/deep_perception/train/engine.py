@@ -118,6 +118,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "history_json": json.dumps(self.history),
             "best_json": json.dumps(self.best),
+            "run_metrics_json": json.dumps(self.extra_metrics.get("run", {})),
             "mode": self.mode,
             "world_size": self.world_size,
         }
@@ -147,6 +148,7 @@ class Trainer:
         self.best = json.loads(ckpt.get("best_json", '{"epoch": null, "score": null}'))
         if self.best.get("score") is None:
             self.best["score"] = -math.inf
+        self.extra_metrics["run"] = json.loads(ckpt.get("run_metrics_json", "{}"))
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         return ckpt
 
