@@ -175,3 +175,23 @@ def test_nvcc_compiles_kernel_with_resource_usage(tmp_path, config):
     assert registers <= 255
     assert "0 bytes spill stores" in report
     assert (tmp_path / "k.cubin").stat().st_size > 0
+
+
+def test_tiled_shim_backend_forward_and_backward(tmp_path, monkeypatch):
+    from deep_perception.ops import BackendConv2d
+    from deep_perception.ops.shim import default_shim
+
+    monkeypatch.setenv("DP_CACHE", str(tmp_path))
+    default_shim.cache_clear()
+    torch.manual_seed(0)
+    conv = BackendConv2d(3, 5, 3, stride=2, padding=1, backend="tiled_shim")
+    ref = torch.nn.Conv2d(3, 5, 3, stride=2, padding=1)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 3, 9, 8, requires_grad=True)
+    xr = x.detach().clone().requires_grad_(True)
+    out, want = conv(x), ref(xr)
+    assert (out - want).abs().max() <= 1e-4
+    out.square().sum().backward()
+    want.square().sum().backward()
+    assert torch.allclose(x.grad, xr.grad, atol=1e-3)
+    default_shim.cache_clear()
