@@ -77,7 +77,7 @@ def run(config, resume=None, comm=None):
     rank = comm.Get_rank() if comm is not None else 0
     size = comm.Get_size() if comm is not None else 1
     trainer = Trainer(config, rank=rank, world_size=size, mode=mode)
-    if resume:
+    if resume and (mode != "async" or rank == 0):  # async workers get everything from the server
         trainer.resume(resume)
         if rank == 0:
             log.info("resumed from %s at epoch %d, step %d", resume, trainer.epoch, trainer.step)
