@@ -40,6 +40,8 @@ def test_nrw_153_tiles_totals(tmp_path, capsys):
     assert man["counts"]["samples"] == 10274
     assert set(man["counts"]["samples_per_city"]) == {"nrw-wesel", "nrw-koeln"}
     assert sum(read_shard(out / s["file"])["points"].shape[0] for s in man["shards"]) == 10274
+    codes = sum(v for f in man["files"] for k, v in f["roof_codes"].items() if k != "(none)")
+    assert codes == 12302  # README: 12,302 roofType values
     roof = man["histograms"]["roof_class"]
     assert roof["flat"] > roof["gable"] > roof["hip"]  # README: ~55 % flat, ~26 % gable
 
