@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from deep_perception.data.dataset import file_matches
+from deep_perception.data.dataset import select_files
 from deep_perception.fileio import atomic_path
 from deep_perception.inference.image import ImagePreprocess
 from deep_perception.models.resnet import build_resnet
@@ -64,17 +64,12 @@ def find_citygml_files(sources):
 
 
 def select_split_files(files, selectors):
-    """Files whose city (``citygml.cities.city_of``) or path matches a selector and no ``!selector``."""
+    """Files named by ``selectors`` (city from ``citygml.cities.city_of``, or globs; ``!`` excludes),
+    with the selector rules of ``data.dataset.select_files``."""
     from deep_perception.citygml.cities import city_of
 
-    include = [s for s in selectors if not str(s).startswith("!")]
-    exclude = [str(s)[1:] for s in selectors if str(s).startswith("!")]
-    out = []
-    for f in files:
-        entry = {"path": f, "city": city_of(f)}
-        if any(file_matches(entry, s) for s in include) and not any(file_matches(entry, s) for s in exclude):
-            out.append(f)
-    return out
+    entries = [{"path": f, "city": city_of(f)} for f in files]
+    return [files[i] for i in select_files({"files": entries}, selectors)]
 
 
 def _building_seed(seed, building_id):
