@@ -100,6 +100,7 @@ def main(argv=None):
     ap.add_argument("--export", help="write a compact fp16 copy of the weights here")
     ap.add_argument("--card", help="write a markdown model card here")
     ap.add_argument("--command", default="", help="training command quoted in the card")
+    ap.add_argument("--notes", help="markdown file appended to the card (findings, caveats)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clouds", type=int, default=3, help="labelled cloud PNGs to draw (seg)")
     args = ap.parse_args(argv)
@@ -135,7 +136,8 @@ def main(argv=None):
     if args.card:
         with atomic_open(args.card) as f:
             f.write(model_card(os.path.splitext(os.path.basename(args.card))[0], config, report, checkpoint,
-                               args.command or f"python -m deep_perception.train --config {args.config}"))
+                               args.command or f"python -m deep_perception.train --config {args.config}",
+                               extra=open(args.notes, encoding="utf-8").read() if args.notes else None))
     print(json.dumps(summary))
     return 0
 

@@ -28,7 +28,7 @@ def plot_labelled_clouds(points, panels, path, title="", class_names=SURFACE_CLA
     present = set()
     for i, (name, labels) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
-        ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=label_colours(labels, colours), s=2, depthshade=False)
+        ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=label_colours(labels, colours), s=8, depthshade=False)
         for axis, c in zip("xyz", centre):
             getattr(ax, f"set_{axis}lim")(c - lim, c + lim)
         ax.set_title(name)
