@@ -2,8 +2,10 @@
 """Predictor forward (BN folded, point-major matmuls, inference_mode) vs plain eager PyTorch of the same
 trained PointNet (model.eval() under torch.no_grad(), what pointnet.pytorch users run).
 
-Same process, same input (a held-out Berlin building prepared as in training), interleaved runs; medians,
-ratios, the largest output difference, and one JSON line at the end.
+Same process, same input (a held-out Berlin building prepared as in training), interleaved runs; medians
+of wall-clock time AND of this process's CPU time (``time.process_time``): on a machine shared with other
+jobs the wall clock mostly measures the queue, CPU time (best with --threads 1) measures the work.
+Ratios, the largest output difference, and one JSON line at the end.
 
     python bench/predictor.py [--checkpoints data/models/pointnet_cls.pt data/models/pointnet_seg.pt]
                               [--points 1024] [--batch 1] [--reps 30] [--threads 2]
@@ -37,13 +39,15 @@ def sample_input(pred, points, batch):
 
 
 def time_it(fn, x, reps):
+    """(wall seconds, CPU seconds) per call."""
     fn(x)  # warm-up
-    out = []
+    wall, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn(x)
-        out.append(time.perf_counter() - t0)
-    return out
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
 
 
 def main():
@@ -57,7 +61,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     results = {"points": args.points, "batch": args.batch, "threads": args.threads, "torch": torch.__version__,
-               "models": {}}
+               "load_avg_start": os.getloadavg()[0], "models": {}}
     for path in args.checkpoints:
         pred = Predictor(path, device="cpu", points=args.points)
         eager = pred.eager.eval()
@@ -70,15 +74,22 @@ def main():
         ours = pred.forward
         with torch.no_grad():
             diff = float((run_eager(x) - ours(x)).abs().max())
-        te, to = [], []
+        te, to, ce, co = [], [], [], []
         for _ in range(3):  # interleave so both see the same machine load
-            te += time_it(run_eager, x, args.reps // 3)
-            to += time_it(ours, x, args.reps // 3)
+            w, c = time_it(run_eager, x, args.reps // 3)
+            te, ce = te + w, ce + c
+            w, c = time_it(ours, x, args.reps // 3)
+            to, co = to + w, co + c
         me, mo = float(np.median(te)) * 1e3, float(np.median(to)) * 1e3
+        cme, cmo = float(np.median(ce)) * 1e3, float(np.median(co)) * 1e3
         name = pred.metadata.get("task", os.path.basename(path))
-        print(f"{name:14s} eager {me:8.2f} ms   predictor {mo:8.2f} ms   speed-up {me / mo:5.2f}x   "
-              f"max |diff| {diff:.2e}   ({args.batch} x {args.points} points, {args.threads} threads)")
-        results["models"][name] = {"eager_ms": me, "predictor_ms": mo, "speedup": me / mo, "max_abs_diff": diff}
+        print(f"{name:14s} wall: eager {me:8.2f} ms  predictor {mo:8.2f} ms  {me / mo:5.2f}x | CPU: eager "
+              f"{cme:8.2f} ms  predictor {cmo:8.2f} ms  {cme / cmo:5.2f}x | max |diff| {diff:.2e} "
+              f"({args.batch} x {args.points} points, {args.threads} threads)")
+        results["models"][name] = {"eager_ms": me, "predictor_ms": mo, "speedup": me / mo,
+                                   "eager_cpu_ms": cme, "predictor_cpu_ms": cmo, "speedup_cpu": cme / cmo,
+                                   "max_abs_diff": diff}
+    results["load_avg_end"] = os.getloadavg()[0]
     print(json.dumps(results))
 
 
