@@ -257,8 +257,6 @@ def data_parallel_step(trainer, batch, n_local, n_global, sync=None, totals=None
     if sync is not None:
         sync.allreduce(trainer.grads)
     trainer.optimizer.step()
-    if sync is not None:
-        sync.average_buffers(trainer.model)
     trainer.step += 1
     return loss
 
@@ -299,6 +297,9 @@ def train_data_parallel(trainer, sync=None):
             samples += len(global_batch)
         seconds = time.perf_counter() - start
         if sync is not None:
+            # running statistics are exponential moving averages, linear in the batch statistics:
+            # averaging them once per epoch equals averaging after every step, one collective fewer
+            sync.average_buffers(trainer.model)
             totals = sync.sum_stats(totals)
         if trainer.is_chief:
             record = trainer.end_epoch(totals, seconds, samples)

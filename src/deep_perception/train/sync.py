@@ -9,8 +9,9 @@ batch B follow 1 rank × batch K·B on the same samples (up to float rounding of
 
 Batch normalisation (the documented choice): the forward pass normalises with each rank's LOCAL
 batch statistics (as torch DDP does without SyncBatchNorm), so with batch-norm layers K×B is not
-bit-for-bit 1×K·B; the running statistics are averaged across ranks after every step, so all ranks
-keep identical buffers and the running mean equals the single-process one for equal shares.
+bit-for-bit 1×K·B; the running statistics are averaged across ranks at the end of every epoch
+(before validation and checkpoint). They are exponential moving averages, linear in the batch
+statistics, so this equals averaging after every step; all ranks then hold identical buffers.
 Dropout draws from per-rank seeds, so models with dropout also differ from the single-process run.
 
 Overlap (``distributed.overlap``, default off): a post-accumulate-grad hook marks a bucket ready as
