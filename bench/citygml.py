@@ -10,6 +10,8 @@
    (a) baseline: lxml iterparse on the member tags + every posList/pos parsed with numpy, elements cleared;
    (b) ours: iter_buildings → triangulate_batch → sample_batch (``--points`` per building), labels;
    (c) ours with 2 worker processes over the same chunks.
+   (a) and (b) run back to back on each chunk in one child (so load drift on a shared machine hits
+   both alike); the peak RSS of that child covers both paths, (c)'s covers ours alone.
 3. Area sampling alone in points/s on real meshes.
 Prints medians over chunks, totals, ratios, and ONE final JSON line.
 """
@@ -88,8 +90,12 @@ def build_file(path, size_mb):
 def _run_raw(path, rng):
     from io import BufferedReader
     from deep_perception.citygml.reader import _ChunkStream
-    hdr, qname = read_header(path)
-    src = BufferedReader(_ChunkStream(path, rng[0], rng[1], hdr, qname, rng[1] >= os.path.getsize(path)), 1 << 20)
+    if rng is None:
+        src = open(path, "rb")
+    else:
+        hdr, qname = read_header(path)
+        src = BufferedReader(_ChunkStream(path, rng[0], rng[1], hdr, qname, rng[1] >= os.path.getsize(path)),
+                             1 << 20)
     buildings = values = 0
     for _, elem in etree.iterparse(src, events=("end",), tag=MEMBER_TAGS, resolve_entities=False,
                                    no_network=True, huge_tree=False, load_dtd=False):
@@ -140,43 +146,50 @@ def _timed(job):
     t0, c0 = time.perf_counter(), time.process_time()
     n, extra = _run_raw(path, rng) if kind == "raw" else _run_ours(path, rng, points)
     return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "buildings": n,
-            "extra": extra, "bytes": rng[1] - rng[0], "rss_mb": _vm_hwm_mb()}
+            "extra": extra, "bytes": os.path.getsize(path) if rng is None else rng[1] - rng[0],
+            "rss_mb": _vm_hwm_mb()}
+
+
+def _paired(job):
+    """Raw then ours on the same chunk, back to back: load drift hits both alike."""
+    path, rng, points = job
+    return _timed(("raw", path, rng, 0)), _timed(("ours", path, rng, points))
 
 
 def _measure(args):
     """In a child: run the jobs (sequentially, or with a pool of `workers`); report peak RSS."""
-    jobs, workers, conn = args
+    fn, jobs, workers, conn = args
     t0 = time.perf_counter()
     if workers == 1:
-        results = [_timed(j) for j in jobs]
+        results = [fn(j) for j in jobs]
     else:
         with mp.get_context("fork").Pool(workers) as pool:
-            results = pool.map(_timed, jobs, chunksize=1)
+            results = pool.map(fn, jobs, chunksize=1)
     wall = time.perf_counter() - t0
+    flat = [r for res in results for r in (res if isinstance(res, tuple) else (res,))]
     conn.send({"results": results, "wall": wall,
-               "peak_rss_mb": max([_vm_hwm_mb()] + [r["rss_mb"] for r in results])})
+               "peak_rss_mb": max([_vm_hwm_mb()] + [r["rss_mb"] for r in flat])})
     conn.close()
 
 
-def measure(jobs, workers=1):
+def measure(fn, jobs, workers=1):
     parent, child = mp.Pipe(duplex=False)
     # spawn: the child does not inherit this process's memory, so its peak RSS is its own
-    proc = mp.get_context("spawn").Process(target=_measure, args=((jobs, workers, child),))
+    proc = mp.get_context("spawn").Process(target=_measure, args=((fn, jobs, workers, child),))
     proc.start()
     out = parent.recv()
     proc.join()
     return out
 
 
-def summarise(name, m, size):
-    res = m["results"]
+def summarise(name, res, wall, rss, size):
     mbps = [r["bytes"] / 1e6 / r["wall"] for r in res]
     cpu = sum(r["cpu"] for r in res)
     buildings = sum(r["buildings"] for r in res)
-    s = {"name": name, "wall_s": round(m["wall"], 2), "mb_per_s": round(size / 1e6 / m["wall"], 2),
+    s = {"name": name, "wall_s": round(wall, 2), "mb_per_s": round(size / 1e6 / wall, 2),
          "median_chunk_mb_per_s": round(statistics.median(mbps), 2),
          "mb_per_cpu_s": round(size / 1e6 / cpu, 2), "buildings": buildings,
-         "buildings_per_s": round(buildings / m["wall"], 1), "peak_rss_mb": round(m["peak_rss_mb"], 1)}
+         "buildings_per_s": round(buildings / wall, 1), "peak_rss_mb": round(rss, 1)}
     print(f"{name:>14}: {s['mb_per_s']:7.2f} MB/s wall (median chunk {s['median_chunk_mb_per_s']:.2f}), "
           f"{s['mb_per_cpu_s']:7.2f} MB per CPU-s, {s['buildings_per_s']:8.1f} buildings/s, "
           f"peak RSS {s['peak_rss_mb']:.0f} MB, {s['wall_s']} s", file=sys.stderr)
@@ -215,19 +228,26 @@ def main():
     ranges = member_offsets(args.file, CHUNK)
     print(f"file {args.file}: {size / 1e6:.0f} MB in {len(ranges)} chunks; machine load "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
-    raw = summarise("raw lxml", measure([("raw", args.file, r, 0) for r in ranges]), size)
-    ours = summarise("ours", measure([("ours", args.file, r, args.points) for r in ranges]), size)
-    result = {"bench": "citygml", "file_mb": round(size / 1e6, 1), "points_per_building": args.points,
-              "raw": raw, "ours": ours,
+    paired = measure(_paired, [(args.file, r, args.points) for r in ranges])
+    raw_res = [a for a, _ in paired["results"]]
+    ours_res = [b for _, b in paired["results"]]
+    raw = summarise("raw lxml", raw_res, sum(r["wall"] for r in raw_res), paired["peak_rss_mb"], size)
+    ours = summarise("ours", ours_res, sum(r["wall"] for r in ours_res), paired["peak_rss_mb"], size)
+    ratios = [b["cpu"] and a["cpu"] / b["cpu"] for a, b in paired["results"]]
+    result = {"bench": "citygml", "file_mb": round(size / 1e6, 1), "chunks": len(ranges),
+              "points_per_building": args.points, "raw": raw, "ours": ours,
               "ours_vs_raw": round(ours["mb_per_s"] / raw["mb_per_s"], 3),
-              "ours_vs_raw_cpu": round(ours["mb_per_cpu_s"] / raw["mb_per_cpu_s"], 3)}
+              "ours_vs_raw_cpu": round(ours["mb_per_cpu_s"] / raw["mb_per_cpu_s"], 3),
+              "ours_vs_raw_cpu_median_chunk": round(statistics.median(ratios), 3)}
     if not args.skip_workers:
-        two = summarise("ours 2 workers", measure([("ours", args.file, r, args.points) for r in ranges], 2), size)
+        two_m = measure(_timed, [("ours", args.file, r, args.points) for r in ranges], 2)
+        two = summarise("ours 2 workers", two_m["results"], two_m["wall"], two_m["peak_rss_mb"], size)
         result["ours_2_workers"] = two
         result["speedup_2_workers"] = round(two["mb_per_s"] / ours["mb_per_s"], 3)
     result["sampling_points_per_s"] = round(sampling_rate(args.file, args.points))
     result["load_avg_1min"] = round(os.getloadavg()[0], 2)
-    print(f"ratio ours/raw: {result['ours_vs_raw']:.2f} (wall), {result['ours_vs_raw_cpu']:.2f} (CPU); "
+    print(f"ratio ours/raw: {result['ours_vs_raw']:.2f} (wall), {result['ours_vs_raw_cpu']:.2f} (CPU), "
+          f"{result['ours_vs_raw_cpu_median_chunk']:.2f} (median over chunks, CPU); "
           f"2 workers: {result.get('speedup_2_workers', float('nan')):.2f}x; "
           f"sampling {result['sampling_points_per_s'] / 1e6:.1f} M points/s", file=sys.stderr)
     print(json.dumps(result))
