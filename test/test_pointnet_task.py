@@ -15,7 +15,7 @@ from deep_perception.tasks.pointnet import ConfigKeyError, class_weights
 from deep_perception.train.task import build_task
 from deep_perception.vocab import ROOF_UNKNOWN
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # small tensors: one thread is faster on a shared machine
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_trainer_round_trip_keeps_best_on_validation(synth, tmp_path):
     from deep_perception.train.checkpoint import load_checkpoint
 
     cfg = _config(synth)
-    cfg.update({"output": str(tmp_path / "run"), "threads": 2,
+    cfg.update({"output": str(tmp_path / "run"), "threads": 1,
                 "train": {"epochs": 2, "batch_size": 4, "eval_batch_size": 8, "max_steps_per_epoch": 2,
                           "progress": False},
                 "loss": {"class_weights": "inverse_log"}})

@@ -11,7 +11,7 @@ from deep_perception.inference.predictor import Predictor
 from deep_perception.train.checkpoint import save_checkpoint
 from deep_perception.train.task import build_task
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # small tensors: one thread is faster on a shared machine
 
 
 def _config(manifest, task, channels="xyz+normals", points=128, use_tnets=True):
