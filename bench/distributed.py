@@ -216,7 +216,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--steps", type=int, default=6, help="steps per epoch")
     ap.add_argument("--reps", type=int, default=20, help="all-reduce repetitions per round")
-    ap.add_argument("--bucket-mb", type=float, default=8.0)
+    ap.add_argument("--bucket-mb", type=float, default=8.0, help="as the config default distributed.bucket_mb")
     ap.add_argument("--sync-ddp-worker", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     ap.add_argument("--allreduce-worker", nargs=3, metavar=("REPS", "MB", "NUMEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -97,7 +97,7 @@ def test_global_batches_are_disjoint_and_seeded():
 
 def test_gradient_buckets_are_views():
     model = torch.nn.Sequential(torch.nn.Linear(100, 100), torch.nn.Linear(100, 10))
-    grads = GradBuckets(model, bucket_mb=5000 * 4 / 2 ** 20)
+    grads = GradBuckets(model, bucket_mb=1000 * 4 / 2 ** 20)  # [b2, w2] [b1, w1]
     assert len(grads.buckets) == 2 and grads.numel == 100 * 100 + 100 + 100 * 10 + 10
     model(torch.randn(4, 100)).sum().backward()
     grads.ensure_views()

@@ -255,9 +255,8 @@ class ParameterServer:
             "pushes": len(st),
         }
         seconds = time.perf_counter() - state["start"]
+        self.trainer.extra_metrics["run"] = {"async": self.summary()}  # saved in the checkpoint too
         record = self.trainer.end_epoch(state["totals"], seconds, state["samples"])
-        self.trainer.extra_metrics["run"] = {"async": self.summary()}
-        self.trainer.write_metrics()
         log.info("epoch %d: %s", record["epoch"],
                  {k: v for k, v in record.items() if isinstance(v, (int, float))})
 

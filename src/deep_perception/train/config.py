@@ -21,7 +21,7 @@ task and is passed through untouched (the task receives the whole merged dict).
     schedule: {name: step, step_size: 20, gamma: 0.5}   # none | step | exponential (per epoch)
     distributed:
       mode: none                # none | sync | async (the CLI's --distributed wins)
-      bucket_mb: 4              # sync: size of the contiguous gradient buckets
+      bucket_mb: 8              # sync: size of the contiguous gradient buckets
       overlap: false            # sync: all-reduce each bucket while backward continues (comm thread;
                                 #   pays off with idle cores, costs CPU on oversubscribed ones)
       max_staleness: 8          # async: pushes older than this many versions are ...
@@ -57,7 +57,7 @@ DEFAULTS = {
     "schedule": {"name": "none", "step_size": 20, "gamma": 0.5},
     "distributed": {
         "mode": "none",
-        "bucket_mb": 4.0,
+        "bucket_mb": 8.0,
         "overlap": False,
         "max_staleness": 8,
         "staleness_policy": "drop",

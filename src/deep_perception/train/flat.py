@@ -19,7 +19,8 @@ def trainable(model):
 
 
 class GradBuckets:
-    """Gradients as views into contiguous buckets of about ``bucket_mb`` MiB each.
+    """Gradients as views into contiguous buckets of at least ``bucket_mb`` MiB each (the last may be
+    smaller; a bucket is closed by the parameter that makes it reach the size).
 
     Buckets follow the reverse parameter order (the order backward produces gradients). Never call
     ``optimizer.zero_grad()`` (it would drop the views); call :meth:`zero`.
@@ -30,11 +31,11 @@ class GradBuckets:
         limit = max(1, int(bucket_mb * (1 << 20) / 4))
         groups, current, size = [], [], 0
         for p in reversed(self.params):
-            if current and size + p.numel() > limit:
-                groups.append(current)
-                current, size = [], 0
             current.append(p)
             size += p.numel()
+            if size >= limit:  # close a bucket once it holds at least bucket_mb (as DDP does)
+                groups.append(current)
+                current, size = [], 0
         if current:
             groups.append(current)
         self.buckets = []
