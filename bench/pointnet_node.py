@@ -2,6 +2,8 @@
 """pointcloud_perception end to end (a client publishes a PointCloud2 and waits for the node's result:
 message out → result in) next to the bare model forward (the node's own Predictor model on an already
 prepared batch), at 1024 and 4096 points on CPU, plus the Predictor's batched throughput (clouds/s).
+Also CPU time per message (the node process's user+system time, 10 ms ticks, averaged over all
+messages) next to the forward's CPU time: on a shared machine wall clock mostly measures the queue.
 
 Needs the catkin environment (``source scripts/env.sh``); starts its own roscore on a free port.
 
@@ -96,7 +98,10 @@ def bench_node(args, n, forward_fn, x):
         while (pub.get_num_connections() < 1 or sub.get_num_connections() < 1) and time.time() < deadline:
             time.sleep(0.05)
         arr = cloud_array(n)[0]
-        node_t, fwd_t = [], []
+        node_t, fwd_t, fwd_cpu = [], [], []
+        import psutil
+        proc = psutil.Process(node.pid)
+        cpu0 = None
         for i in range(args.reps + 3):
             msg = pc2.from_array(arr, frame_id="bench", stamp=rospy.Time(100 + i))
             key = msg.header.stamp.to_nsec()
@@ -107,18 +112,25 @@ def bench_node(args, n, forward_fn, x):
                 event.clear()
             if key not in got:
                 raise RuntimeError(f"no result from the node for message {i}")
+            if i == 2:
+                cpu0 = sum(proc.cpu_times()[:2])
             if i >= 3:  # warm-up
                 node_t.append(got[key] - t0)
-                t1 = time.perf_counter()  # forward in the gaps, same machine state
+                cpu_node = sum(proc.cpu_times()[:2])
+                c1, t1 = time.process_time(), time.perf_counter()  # forward in the gaps, same machine state
                 forward_fn(x)
                 fwd_t.append(time.perf_counter() - t1)
+                fwd_cpu.append(time.process_time() - c1)
+                cpu0 -= sum(proc.cpu_times()[:2]) - cpu_node  # node CPU spent while we ran the forward
+        node_cpu_ms = (sum(proc.cpu_times()[:2]) - cpu0) / args.reps * 1e3
         time.sleep(0.3)
         stage_ms = {}
         for rec in list(stages.values())[3:]:
             for k, v in rec.items():
                 stage_ms.setdefault(k, []).append(v)
         sub.unregister(), tsub.unregister(), pub.unregister()
-        return info, node_t, fwd_t, {k: float(np.median(v)) for k, v in stage_ms.items()}
+        return (info, node_t, fwd_t, {k: float(np.median(v)) for k, v in stage_ms.items()},
+                node_cpu_ms, float(np.mean(fwd_cpu)) * 1e3)
     finally:
         node.terminate()
         node.wait(timeout=20)
@@ -130,7 +142,8 @@ def main():
     ap.add_argument("--points", type=int, nargs="+", default=[1024, 4096])
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of node and forward (1: multi-threaded BLAS stalls on a loaded machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from deep_perception.inference.predictor import Predictor
@@ -145,20 +158,24 @@ def main():
             pred = Predictor(args.checkpoint, device="cpu", points=n)
             _, pts, nrm = cloud_array(n)
             x = torch.from_numpy(pred.prepare(pts, nrm)[0][None])
-            info, node_t, fwd_t, stage_ms = bench_node(args, n, pred.forward, x)
+            info, node_t, fwd_t, stage_ms, node_cpu, fwd_cpu = bench_node(args, n, pred.forward, x)
             clouds = [cloud_array(n)[1] + 0.001 * k for k in range(args.batch)]
             normals = [nrm] * args.batch
             pred.predict(clouds[:2], normals[:2])
-            t0 = time.perf_counter()
-            for c, m in zip(clouds, normals):
-                pred.predict([c], [m])
-            single = args.batch / (time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            pred.predict(clouds, normals)
-            batched = args.batch / (time.perf_counter() - t0)
+            singles, batches = [], []
+            for _ in range(3):  # interleaved, median of 3
+                t0 = time.perf_counter()
+                for c, m in zip(clouds, normals):
+                    pred.predict([c], [m])
+                singles.append(args.batch / (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                pred.predict(clouds, normals)
+                batches.append(args.batch / (time.perf_counter() - t0))
+            single, batched = float(np.median(singles)), float(np.median(batches))
             r = {"node_p50_ms": pct(node_t, 50), "node_p95_ms": pct(node_t, 95),
                  "forward_p50_ms": pct(fwd_t, 50), "forward_p95_ms": pct(fwd_t, 95),
                  "node_stage_p50_ms": stage_ms,
+                 "node_cpu_ms_per_msg": node_cpu, "forward_cpu_ms": fwd_cpu, "ratio_cpu": node_cpu / fwd_cpu,
                  "clouds_per_s_one_by_one": single, f"clouds_per_s_batch{args.batch}": batched}
             r["ratio_p50"] = r["node_p50_ms"] / r["forward_p50_ms"]
             result["points"][str(n)] = r
@@ -166,7 +183,8 @@ def main():
             print(f"{n:5d} points: node p50 {r['node_p50_ms']:7.2f} ms p95 {r['node_p95_ms']:7.2f} ms | forward p50 "
                   f"{r['forward_p50_ms']:7.2f} ms p95 {r['forward_p95_ms']:7.2f} ms | node/forward {r['ratio_p50']:.2f}x"
                   f" | Predictor {single:6.1f} clouds/s one by one, {batched:6.1f} clouds/s batch {args.batch}")
-            print("       node stages (p50 ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stage_ms.items()))
+            print("       node stages (p50 ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stage_ms.items())
+                  + f" | CPU per message: node {node_cpu:.1f} ms, forward {fwd_cpu:.1f} ms, {node_cpu / fwd_cpu:.2f}x")
     finally:
         rospy.signal_shutdown("bench done")
         master.terminate()
