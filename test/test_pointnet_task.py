@@ -147,3 +147,30 @@ def test_trainer_round_trip_keeps_best_on_validation(synth, tmp_path):
     assert meta["kind"] == "seg" and meta["in_channels"] == 6 and meta["classes"][2] == "roof"
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
     assert all("val_score" in h for h in history)
+
+
+def test_evaluate_cli_writes_report_pngs_card_and_fp16_export(synth, tmp_path):
+    """The model-card path: evaluate a checkpoint on its test split, export fp16, write card and PNGs."""
+    import yaml
+
+    from deep_perception.tasks.evaluate import main as evaluate_main
+    from deep_perception.train.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = _config(synth)
+    task = build_task(cfg)
+    ckpt = tmp_path / "best.pt"
+    save_checkpoint(ckpt, task.build_model().state_dict(), task.metadata(), epoch=3)
+    cfg_path = tmp_path / "seg.yaml"
+    cfg_path.write_text(yaml.safe_dump({**cfg, "output": str(tmp_path / "run")}))
+    out = tmp_path / "eval"
+    assert evaluate_main(["--config", str(cfg_path), "--checkpoint", str(ckpt), "-o", str(out),
+                          "--export", str(tmp_path / "small.pt"), "--card", str(tmp_path / "card.md"),
+                          "--clouds", "1", "--threads", "1"]) == 0
+    report = json.loads((out / "report_test.json").read_text())
+    assert report["count"] == 12 * 64 and len(report["confusion"]) == 7
+    assert (out / "confusion_test.png").stat().st_size > 1000
+    assert len(list(out.glob("cloud_test_*.png"))) == 1
+    card = (tmp_path / "card.md").read_text()
+    assert "mIoU ground/wall/roof" in card and "best epoch on validation: 3" in card and "float16" in card
+    small = load_checkpoint(tmp_path / "small.pt")
+    assert small["metadata"]["weights_dtype"] == "float16" and "optimizer" not in small
