@@ -166,7 +166,7 @@ def convert_unit(unit, opts, staging):
                "buildings": 0, "parts": 0, "samples": 0, "polygons": 0, "triangles": 0, "points": 0,
                "skipped": collections.Counter(), "objects": collections.Counter(), "warnings": [],
                "crs": [], "label_hist": [0] * len(SURFACE_CLASSES), "roof_hist": collections.Counter(),
-               "roof_codes": collections.Counter(), "repairs": collections.Counter()}
+               "roof_codes": collections.Counter(), "repairs": collections.Counter(), "crs_out": set()}
     folder = os.path.join(staging, "shards")
     writer = _ShardWriter(folder, f"f{fi:05d}-c{ci:03d}", opts.shard_size)
     stats = ReadStats()
@@ -203,6 +203,7 @@ def convert_unit(unit, opts, staging):
                               "triangles": int(faces_per[i]), "area_m2": round(area, 3), "crs": b.crs,
                               "line": b.line})
                 summary["roof_hist"][ROOF_CLASSES[roof] if roof >= 0 else "unknown"] += 1
+                summary["crs_out"].add(b.crs)
                 if meshes is not None and exported < opts.export_max:
                     _export(meshes[i], b, pts[i], nrm[i], lab[i], opts, staging, unit)
                     exported += 1
@@ -291,6 +292,7 @@ def _plain(summary, stats):
     summary["roof_hist"] = dict(summary["roof_hist"])
     summary["roof_codes"] = dict(summary["roof_codes"])
     summary["repairs"] = dict(summary["repairs"])
+    summary["crs_out"] = sorted(summary["crs_out"])
     return summary
 
 
@@ -327,7 +329,8 @@ def build_manifest(files, summaries, opts, input_args=()):
         per_file[fi] = {"path": path, "city": city_of(path), "bytes": os.path.getsize(path),
                         "buildings": 0, "parts": 0, "samples": 0, "polygons": 0, "triangles": 0,
                         "points": 0, "skipped": collections.Counter(), "repairs": collections.Counter(),
-                        "crs": set(), "objects": collections.Counter(), "roof_codes": collections.Counter(),
+                        "crs": set(), "crs_out": set(), "objects": collections.Counter(),
+                        "roof_codes": collections.Counter(),
                         "warnings": []}
     shards = []
     label_hist = np.zeros(len(SURFACE_CLASSES), np.int64)
@@ -339,6 +342,7 @@ def build_manifest(files, summaries, opts, input_args=()):
         for k in ("skipped", "repairs", "objects", "roof_codes"):
             f[k].update(s[k])
         f["crs"].update(s["crs"])
+        f["crs_out"].update(s["crs_out"])
         f["warnings"].extend(s["warnings"][:10])
         shards.extend(s["shards"])
         label_hist += np.asarray(s["label_hist"], np.int64)
@@ -347,9 +351,7 @@ def build_manifest(files, summaries, opts, input_args=()):
     for fi, f in per_file.items():
         f["sha256"] = file_sha256(f["path"])
         f["srs_names"] = sorted(f.pop("crs"))
-        from deep_perception.citygml import crs as crsmod
-        f["crs"] = sorted({crsmod.resolve(x).name if not crsmod.needs_lon_hint(x) else "UTM (see shards)"
-                           for x in f["srs_names"]}) or ["LOCAL"]
+        f["crs"] = sorted(f.pop("crs_out")) or ["LOCAL"]  # output CRS of the file's samples
         for k in ("skipped", "repairs", "objects", "roof_codes"):
             f[k] = dict(sorted(f[k].items()))
         file_entries.append(f)
