@@ -109,7 +109,7 @@ def _run_raw(path, rng):
     return buildings, values
 
 
-def _run_ours(path, rng, points, batch=64):
+def _run_ours(path, rng, points, batch=256):
     hdr = read_header(path)
     buildings = pts = 0
     pending = []

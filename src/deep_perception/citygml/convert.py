@@ -47,7 +47,7 @@ class Options:
     lod: int = None
     seed: int = 0
     shard_size: int = 512
-    batch: int = 64
+    batch: int = 256
     split_parts: bool = False
     unlabeled: str = "normals"
     chunk_mb: float = 64.0
