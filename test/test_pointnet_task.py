@@ -174,3 +174,5 @@ def test_evaluate_cli_writes_report_pngs_card_and_fp16_export(synth, tmp_path):
     assert "mIoU ground/wall/roof" in card and "best epoch on validation: 3" in card and "float16" in card
     small = load_checkpoint(tmp_path / "small.pt")
     assert small["metadata"]["weights_dtype"] == "float16" and "optimizer" not in small
+    assert small["metadata"]["metrics"]["count"] == 12 * 64 and small["metadata"]["source_checkpoint"]["sha256"]
+    assert len(small["metadata"]["manifest_sha256"][synth]) == 64

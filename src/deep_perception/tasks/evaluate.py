@@ -33,9 +33,9 @@ def evaluate_checkpoint(config, checkpoint, split="test", batch_size=32, threads
     return task, model, ds, task.report(model, loader)
 
 
-def export_compact(checkpoint, out_path, half=True):
-    """Copy a training checkpoint without optimiser state (weights fp16 when ``half``); returns the
-    largest absolute change of the weights."""
+def export_compact(checkpoint, out_path, half=True, metrics=None):
+    """Copy a training checkpoint without optimiser state (weights fp16 when ``half``, ``metrics`` added
+    to the metadata); returns the largest absolute change of the weights."""
     ckpt = load_checkpoint(checkpoint)
     state = ckpt["state_dict"]
     if half:
@@ -43,6 +43,13 @@ def export_compact(checkpoint, out_path, half=True):
                  for k, v in state.items()}
     meta = dict(ckpt["metadata"])
     meta["weights_dtype"] = "float16" if half else "float32"
+    meta["source_checkpoint"] = {"path": str(checkpoint), "sha256": file_sha256(checkpoint)}
+    if "manifest_sha256" not in meta and "manifest" in meta:  # checkpoints from before the field existed
+        paths = meta["manifest"] if isinstance(meta["manifest"], list) else [meta["manifest"]]
+        meta["manifest_sha256"] = {str(m): file_sha256(os.path.join(m, "manifest.json"))
+                                   for m in paths if os.path.isfile(os.path.join(m, "manifest.json"))}
+    if metrics is not None:
+        meta["metrics"] = metrics
     save_checkpoint(out_path, state, meta, epoch=ckpt.get("epoch", 0), step=ckpt.get("step", 0))
     return max(float((state[k].float() - v.float()).abs().max()) for k, v in ckpt["state_dict"].items()
                if v.is_floating_point())
@@ -133,6 +140,9 @@ def main(argv=None):
     summary.update({"iou": report["iou"]} if task.kind == "seg" else {"class_accuracy": report["class_accuracy"]})
     if "miou_main" in report:
         summary["miou_main"] = report["miou_main"]
+    summary["split"] = {args.split: config["data"]["splits"].get(args.split)}
+    if args.export:  # the same weights again, now with the metrics they scored in the metadata
+        export_compact(args.checkpoint, args.export, metrics={**summary, "confusion": report["confusion"]})
     if args.card:
         with atomic_open(args.card) as f:
             f.write(model_card(os.path.splitext(os.path.basename(args.card))[0], config, report, checkpoint,

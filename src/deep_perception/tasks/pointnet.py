@@ -18,6 +18,8 @@ Task-owned config keys (the trainer owns task/seed/threads/output/train/optimize
               dropout_max: 0.875}           # or false
 """
 
+import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,7 @@ from deep_perception.data.dataset import BuildingDataset, channel_count
 from deep_perception.models.pointnet import (bn_momentum, build_pointnet, feature_transform_regulariser,
                                              set_bn_momentum)
 from deep_perception.tasks.metrics import confusion_matrix, metrics_from_confusion
+from deep_perception.train.checkpoint import file_sha256
 from deep_perception.train.task import Task
 from deep_perception.vocab import ROOF_CLASSES, SURFACE_CLASSES
 
@@ -144,6 +147,7 @@ class _PointNetTask(Task):
             "model": {"use_tnets": bool(self.model_cfg.get("use_tnets", True)),
                       "dropout_keep": float(self.model_cfg.get("dropout_keep", 0.7))},
             "splits": self.data["splits"], "manifest": self.data["manifest"],
+            "manifest_sha256": self._manifest_hashes(),
         }
 
     def on_epoch_start(self, model, epoch):
@@ -153,6 +157,15 @@ class _PointNetTask(Task):
             ds.set_epoch(epoch)
 
     # --- extras -----------------------------------------------------------------------------------
+    def _manifest_hashes(self):
+        """{manifest path: sha256 of its manifest.json} — which converted data a checkpoint saw."""
+        paths = self.data["manifest"]
+        out = {}
+        for m in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+            f = os.path.join(m, "manifest.json") if os.path.isdir(m) else m
+            out[str(m)] = file_sha256(f) if os.path.isfile(f) else None
+        return out
+
     @torch.no_grad()
     def report(self, model, loader):
         """Full metrics (nested: per-class IoU, confusion matrix, majority baseline) over ``loader``."""
