@@ -30,8 +30,9 @@ def write_config(path, **changes):
     return path
 
 
-def single_process(tmp_path, batch_size):
-    cfg = load_config(None, [f"output={tmp_path / 'single'}", f"train.batch_size={batch_size}"], base=BASE)
+def single_process(tmp_path, batch_size, *overrides):
+    cfg = load_config(None, [f"output={tmp_path / 'single'}", f"train.batch_size={batch_size}", *overrides],
+                      base=BASE)
     trainer = Trainer(cfg)
     train_data_parallel(trainer)  # (leaves the best-on-validation weights in trainer.model)
     return load_state(tmp_path / "single" / "last.pt"), json.loads((tmp_path / "single" / "metrics.json").read_text())
@@ -56,20 +57,24 @@ def two_rank_run(tmp_path_factory):
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_k_ranks_equal_one_rank_with_k_times_the_batch(tmp_path, ranks, two_rank_run):
+    overrides, steps = [], 3 * (120 // (8 * ranks))
     if ranks == 2:
         (tmp_path / "sync").symlink_to(two_rank_run)
     else:
-        # the 3-rank run also covers the overlapped all-reduce (communication thread)
-        cfg = write_config(tmp_path / "sync.yaml", output=str(tmp_path / "sync"), distributed__overlap=True)
+        # the 3-rank run also covers the overlapped all-reduce (communication thread) and uneven
+        # shares: 124 samples keep a last global batch of 4, so ranks 1 and 2 have empty shares
+        cfg = write_config(tmp_path / "sync.yaml", output=str(tmp_path / "sync"), distributed__overlap=True,
+                           train__drop_last=False, blobs__n_train=124)
         check(run_trainer(cfg, ranks, "--distributed", "sync")[0])
-    reference, ref_metrics = single_process(tmp_path, 8 * ranks)
+        overrides, steps = ["train.drop_last=false", "blobs.n_train=124"], 3 * 6
+    reference, ref_metrics = single_process(tmp_path, 8 * ranks, *overrides)
     got = load_state(tmp_path / "sync" / "last.pt")
     metrics = json.loads((tmp_path / "sync" / "metrics.json").read_text())
     assert metrics["world_size"] == ranks and metrics["mode"] == "sync"
-    assert metrics["steps"] == ref_metrics["steps"] == 3 * (120 // (8 * ranks))
+    assert metrics["steps"] == ref_metrics["steps"] == steps
     assert max_diff(reference, got) < 1e-5
     # the check can fail: a different global batch really changes the parameters
-    other, _ = single_process(tmp_path / "other", 8)
+    other, _ = single_process(tmp_path / "other", 8, *overrides)
     assert max_diff(other, got) > 1e-3
     for a, b in zip(metrics["epochs"], ref_metrics["epochs"]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
