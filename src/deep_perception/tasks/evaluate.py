@@ -9,6 +9,7 @@ cloud PNGs, and optionally a model card and a compact (fp16) copy of the weights
 import argparse
 import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -59,7 +60,23 @@ def _fmt(x):
     return f"{x:.3f}"
 
 
-def model_card(name, config, report, checkpoint, command, extra=None):
+def _conversion_commands(manifests):
+    """The CityGML conversion that produced each manifest, from its recorded inputs and options."""
+    out = []
+    for m in manifests if isinstance(manifests, list) else [manifests]:
+        f = os.path.join(m, "manifest.json") if os.path.isdir(m) else m
+        try:
+            with open(f, encoding="utf-8") as fh:
+                man = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if man.get("inputs"):
+            out.append(f"python -m deep_perception.citygml {' '.join(man['inputs'])} -o {m} "
+                       f"--points {man.get('points_per_building')}")
+    return out
+
+
+def model_card(name, config, report, checkpoint, command, extra=None, eval_command=None):
     """Markdown model card: data, split, command, metrics incl. per-class IoU, confusion, baseline."""
     ckpt = load_checkpoint(checkpoint)
     meta = ckpt["metadata"]
@@ -75,7 +92,8 @@ def model_card(name, config, report, checkpoint, command, extra=None):
              f"- split (by city/file, never by building): train {config['data']['splits']['train']}, "
              f"val {config['data']['splits']['val']}, test {config['data']['splits'].get('test')}",
              f"- best epoch on validation: {ckpt.get('epoch', '?')} (kept checkpoint chosen on val, never test)",
-             "", "## Command", "", "```bash", command, "```", "",
+             "", "## Command", "", "```bash", *_conversion_commands(config["data"]["manifest"]), command,
+             *([eval_command] if eval_command else []), "```", "",
              f"## Test metrics ({report['count']} {'points' if meta['kind'] == 'seg' else 'buildings'})", "",
              f"- overall accuracy: {_fmt(report['oa'])} (majority-class baseline {_fmt(report['majority_baseline'])})",
              f"- mIoU (classes present): {_fmt(report['miou'])}"]
@@ -147,7 +165,9 @@ def main(argv=None):
         with atomic_open(args.card) as f:
             f.write(model_card(os.path.splitext(os.path.basename(args.card))[0], config, report, checkpoint,
                                args.command or f"python -m deep_perception.train --config {args.config}",
-                               extra=open(args.notes, encoding="utf-8").read() if args.notes else None))
+                               extra=open(args.notes, encoding="utf-8").read() if args.notes else None,
+                               eval_command="python -m deep_perception.tasks.evaluate " + " ".join(
+                                   shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))))
     print(json.dumps(summary))
     return 0
 
