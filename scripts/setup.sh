@@ -38,11 +38,24 @@ REQ_STAMP="$VENV/.requirements.sha256"
 REQ_SUM="$(sha256sum "$REPO/requirements.txt" | cut -d' ' -f1)"
 if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$REQ_SUM" ]; then
   say "installing pinned Python requirements (first time: a few minutes)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/requirements.txt" 2>&1 \
-    | grep -v "is ignored: it is neither a file nor a directory" || true
+  rm -f "$REQ_STAMP"
+  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/requirements.txt" \
+       > "$VENV/pip-install.log" 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" "$VENV/pip-install.log" | tail -n 40
+    echo "[setup] pip install failed (log: $VENV/pip-install.log)" >&2
+    exit 1
+  fi
   echo "$REQ_SUM" > "$REQ_STAMP"
 else
   say "Python requirements up to date"
+fi
+
+# The package itself, editable and without dependencies: gives the console scripts citygml2pc and
+# dp-train in the venv (catkin_python_setup ignores entry points).
+if [ ! -x "$VENV/bin/citygml2pc" ] || [ ! -x "$VENV/bin/dp-train" ] || [ "$REPO/setup.py" -nt "$VENV/bin/dp-train" ]; then
+  say "installing deep_perception (editable) for its console scripts"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$REPO" \
+    > "$VENV/pip-editable.log" 2>&1 || { tail -n 20 "$VENV/pip-editable.log"; exit 1; }
 fi
 
 # 3. ROS modules must be Debian's, never PyPI look-alikes (PyPI 'genpy' is another project; empy>=4
@@ -76,5 +89,5 @@ if [ ! -f "$WS/.catkin_tools/profiles/default/config.yaml" ] || \
 fi
 say "catkin build"
 catkin build --no-status --no-notify deep_perception > "$WS/build.log" 2>&1 || { tail -n 40 "$WS/build.log"; exit 1; }
-tail -n 2 "$WS/build.log"
+grep -E "^\[build\] (Summary|Runtime)" "$WS/build.log" | tail -n 1
 say "done: source scripts/env.sh to use it"

@@ -1,6 +1,7 @@
 """Atomic file writes: a crash never leaves a half-written shard, checkpoint, mesh or manifest."""
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -16,6 +17,10 @@ def atomic_path(path):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    # mkstemp creates 0600; give the file the mode a plain open() would (0666 less the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
     os.close(fd)
     try:
         yield tmp
@@ -41,3 +46,12 @@ def write_json(path, obj):
     with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a file, read in 1 MiB blocks (checkpoint and input identity)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,6 +1,7 @@
 """Per-stage wall-clock timing with rolling statistics (nodes publish it; benches read it)."""
 
 import collections
+import threading
 import time
 
 import numpy as np
@@ -15,21 +16,28 @@ class StageTimer:
     """
 
     def __init__(self, window=200):
-        self._samples = collections.defaultdict(lambda: collections.deque(maxlen=window))
+        self._window = window
+        self._samples = {}
+        self._lock = threading.Lock()  # the worker records while the diagnostics timer summarises
         self.last = {}
 
     def stage(self, name):
         return _Stage(self, name)
 
     def record(self, name, seconds):
-        self._samples[name].append(seconds)
-        self.last[name] = seconds
+        with self._lock:
+            if name not in self._samples:
+                self._samples[name] = collections.deque(maxlen=self._window)
+            self._samples[name].append(seconds)
+            self.last[name] = seconds
 
     def summary(self):
         """``{stage: {"last_ms", "mean_ms", "p50_ms", "p95_ms", "count"}}``."""
+        with self._lock:
+            snapshot = {name: list(values) for name, values in self._samples.items()}
         out = {}
-        for name, values in self._samples.items():
-            a = np.fromiter(values, dtype=np.float64) * 1e3
+        for name, values in snapshot.items():
+            a = np.asarray(values, dtype=np.float64) * 1e3
             out[name] = {"last_ms": float(a[-1]), "mean_ms": float(a.mean()), "p50_ms": float(np.median(a)),
                          "p95_ms": float(np.percentile(a, 95)), "count": int(a.size)}
         return out

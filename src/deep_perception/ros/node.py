@@ -70,7 +70,8 @@ class NodeTelemetry:
         msg = self._StageTiming()
         msg.header = copy_header(header)
         msg.stages = list(stages)
-        msg.milliseconds = [float(self.timer.last.get(s, 0.0)) * 1e3 for s in stages]
+        last = dict(self.timer.last)
+        msg.milliseconds = [float(last.get(s, 0.0)) * 1e3 for s in stages]
         msg.total_ms = total_s * 1e3
         self._timing_pub.publish(msg)
 
@@ -91,7 +92,7 @@ class NodeTelemetry:
         for stage, s in self.timer.summary().items():
             values.append(KeyValue(f"{stage}_p50_ms", f"{s['p50_ms']:.3f}"))
             values.append(KeyValue(f"{stage}_p95_ms", f"{s['p95_ms']:.3f}"))
-        values += [KeyValue(k, str(v)) for k, v in self.extra.items()]
+        values += [KeyValue(k, str(v)) for k, v in list(self.extra.items())]
         st.values = values
         return st
 
