@@ -57,7 +57,17 @@ HREF_PARENT_TAGS = [f"{{{ns}}}{name}" for ns in GML_NAMESPACES
 GML_ID = {ns: f"{{{ns}}}id" for ns in GML_NAMESPACES}
 _POLY_ID_ATTR = {f"{{{ns}}}{name}": f"{{{ns}}}id" for ns in GML_NAMESPACES for name in POLYGON_LOCAL}
 _POSLIST_TAGS = {f"{{{ns}}}posList" for ns in GML_NAMESPACES}
+_RING_PARENT_TAGS = {f"{{{ns}}}{name}" for ns in GML_NAMESPACES for name in ("exterior", "interior")}
+_SOLID_TAGS = [f"{{{ns}}}Solid" for ns in GML_NAMESPACES]
+# one traversal of a building finds its polygons, parts and geometry references (xlinks)
+_WALK_TAGS = POLYGON_TAGS + _SOLID_TAGS + [t for t in HREF_PARENT_TAGS if t not in _RING_PARENT_TAGS] + \
+    ["{*}BuildingPart"]
+_POLYGON, _SOLID, _HREF_HOLDER = range(3)
+_WALK_KIND = {**{t: _POLYGON for t in POLYGON_TAGS}, **{t: _SOLID for t in _SOLID_TAGS},
+              **{t: _HREF_HOLDER for t in HREF_PARENT_TAGS if t not in _RING_PARENT_TAGS}}
+_ATTRIBUTE_TAGS = ("{*}roofType", "{*}function", "{*}usage", "{*}measuredHeight")
 _BOUNDED_BY = {f"{{{ns}}}boundedBy" for ns in GML_NAMESPACES}
+_BOUNDED_BY_LIST = sorted(_BOUNDED_BY)
 
 # tag classification kinds
 _OTHER, _OWNER, _LABEL, _LOD, _SKIP = range(5)
@@ -382,6 +392,11 @@ def _read_member(member, ctx):
         return []
     if _classify(first.tag) != (_OWNER, "Building"):
         ctx.stats.objects[first.tag.rsplit("}", 1)[-1]] += 1
+    elif first.getnext() is None:  # the usual member: one Building (nested ones belong to it)
+        ctx.stats.objects["Building"] += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            return [_read_building(first, ctx)]
     out = []
     for b in member.iter("{*}Building"):
         if _owner_ancestor(b, member) is None:
@@ -394,10 +409,8 @@ def _read_member(member, ctx):
 
 def _attributes(el, b):
     """Direct-child attributes of a Building/BuildingPart."""
-    for child in el:
+    for child in el.iterchildren(*_ATTRIBUTE_TAGS):
         tag = child.tag
-        if not isinstance(tag, str):
-            continue
         local = tag[tag.rfind("}") + 1:]
         if local == "roofType" and b.roof_type_code is None:
             b.roof_type_code = (child.text or "").strip() or None
@@ -420,25 +433,35 @@ def _read_building(belem, ctx):
     top = Building(id=_gml_id(belem) or f"line{belem.sourceline}", source=path, line=belem.sourceline)
     _attributes(belem, top)
     owners = {belem: top}
-    for part_el in belem.iter("{*}BuildingPart"):
-        part = Building(id=_gml_id(part_el) or f"line{part_el.sourceline}", source=path,
-                        line=part_el.sourceline, is_part=True)
-        _attributes(part_el, part)
-        owners[part_el] = part
-        ctx.stats.objects["BuildingPart"] += 1
-    for part_el, part in owners.items():
-        if part_el is belem:
-            continue
-        owners[_owner_ancestor(part_el, belem.getparent())].parts.append(part)
-
     srs = _building_srs(belem)
     srs_missing = srs is None
     rings_all = []          # flat list of arrays to convert CRS in one go
     polys = []              # (owner Building, ring count, label, lod, gml id)
     ids = {}
+    hrefs = []              # (xlink:href, element holding it) of geometry references
     stop = belem.getparent()
     walks = {}              # grand-parent element of a polygon -> its ancestors' classification
-    for poly in belem.iter(POLYGON_TAGS):
+    # one pass in document order: a part comes before its polygons, a polygon before its holder's
+    # next sibling
+    for el in belem.iter(_WALK_TAGS):
+        kind = _WALK_KIND.get(el.tag)
+        if kind == _HREF_HOLDER:
+            href = el.get(XLINK_HREF)
+            if href is not None:
+                hrefs.append((href, el))
+            continue
+        if kind is None:  # BuildingPart
+            part = Building(id=_gml_id(el) or f"line{el.sourceline}", source=path,
+                            line=el.sourceline, is_part=True)
+            _attributes(el, part)
+            owners[_owner_ancestor(el, stop)].parts.append(part)
+            owners[el] = part
+            ctx.stats.objects["BuildingPart"] += 1
+            continue
+        if kind == _SOLID:
+            _ring_hrefs(el, hrefs)
+            continue
+        poly = el
         parent = poly.getparent()
         grand = parent.getparent()
         if _classify(parent.tag)[0] == _OTHER:
@@ -453,8 +476,9 @@ def _read_building(belem, ctx):
         label, lod, owner, skip = found
         if skip is not None:
             ctx.stats.skipped[skip] += 1
+            _ring_hrefs(poly, hrefs)
             continue
-        rings = _polygon_rings(poly, ctx)
+        rings = _polygon_rings(poly, ctx, hrefs)
         if rings is None:
             continue
         rings_all.extend(rings)
@@ -465,13 +489,12 @@ def _read_building(belem, ctx):
     if srs is None:
         srs = ctx.srs
     # xlinks: targets in this object are already read (counted once); others come from the cache
-    for href in _ALL_HREFS(belem):
+    for href, ref_parent in hrefs:
         target = href[1:] if href.startswith("#") else href
         if target in ids or not target:
             continue
-        ref_parent = href.getparent()
-        if ref_parent.tag not in _HREF_PARENTS or _href_target_in(belem, target):
-            continue  # not a geometry reference, or a reference to a non-polygon element we read
+        if _href_target_in(belem, target):
+            continue  # a reference to a non-polygon element we read
         cached = ctx.cache.get(target)
         if cached is None:
             ctx.stats.skipped["unresolved xlink"] += 1
@@ -543,13 +566,13 @@ def _walk(el, stop):
 
 def _building_srs(belem):
     """srsName of the building's own envelope (gml:boundedBy/gml:Envelope), if any."""
-    for child in belem:
-        if child.tag in _BOUNDED_BY:
-            for env in child:
-                name = env.get("srsName")
-                if name is not None:
-                    return name
-            break
+    found = [c for c in map(belem.find, _BOUNDED_BY_LIST) if c is not None]
+    if found:
+        child = found[0] if len(found) == 1 else min(found, key=belem.index)
+        for env in child:
+            name = env.get("srsName")
+            if name is not None:
+                return name
     return belem.get("srsName")
 
 
@@ -564,8 +587,6 @@ def _srs_upwards(el, stop):
 
 
 _NS = {"g1": GML_NAMESPACES[0], "g2": GML_NAMESPACES[1], "xl": "http://www.w3.org/1999/xlink"}
-_ALL_HREFS = etree.XPath(".//@xl:href", namespaces=_NS)
-_HREF_PARENTS = set(HREF_PARENT_TAGS)
 
 
 def _href_target_in(belem, target):
@@ -616,11 +637,30 @@ def _local(tag):
     return name
 
 
-def _polygon_rings(poly, ctx):
-    """List of (n,3) float64 rings (exterior first) or None (counted skip)."""
+def _ring_hrefs(el, hrefs):
+    """Collect xlink:href of el's gml:exterior / gml:interior children."""
+    for child in el:
+        if child.tag in _RING_PARENT_TAGS:
+            href = child.get(XLINK_HREF)
+            if href is not None:
+                hrefs.append((href, child))
+
+
+def _polygon_rings(poly, ctx, hrefs=None):
+    """List of (n,3) float64 rings (exterior first) or None (counted skip).
+
+    xlink:href of the ring holders are added to ``hrefs`` (a list of (href, element)).
+    """
     rings = []
     has_exterior = False
-    for child in poly:
+    children = list(poly)
+    if hrefs is not None:
+        for child in children:
+            if child.tag in _RING_PARENT_TAGS:
+                href = child.get(XLINK_HREF)
+                if href is not None:
+                    hrefs.append((href, child))
+    for child in children:
         local = _local(child.tag)
         if local == "exterior" or local == "outerBoundaryIs":
             has_exterior = True
