@@ -71,7 +71,8 @@ def test_score_threshold_and_classification(predictors):
     m = classification_msg(hdr, p, pred.class_names, threshold=0.0)
     assert m.class_id == p.class_id and m.label == pred.class_names[p.class_id]
     assert abs(sum(m.probabilities) - 1) < 1e-4 and m.header.frame_id == "f"
-    info = model_info_msg(pred, "roofs")
+    import rospy
+    info = model_info_msg(pred, "roofs", rospy.Time(5))
     assert info.task == "classification" and len(info.checkpoint_sha256) == 64
 
 

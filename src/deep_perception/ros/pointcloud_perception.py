@@ -9,20 +9,15 @@ with the input (organised clouds keep height × width). Headers are copied from 
 
 import numpy as np
 
-from deep_perception.msg import Classification, ModelInfo
+from deep_perception.ros import messages
 from deep_perception.ros import pointcloud2 as pc2
 from deep_perception.ros.errors import MessageFormatError
+from deep_perception.ros.node import copy_header
 from deep_perception.vocab import SURFACE_CLASSES, SURFACE_COLOURS
 
 NO_LABEL = 255
 OUTPUT_FIELDS = ("label", "score", "rgb")
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
-
-
-def _copy_header(header):
-    h = type(header)()
-    h.seq, h.stamp, h.frame_id = header.seq, header.stamp, header.frame_id
-    return h
 
 
 def class_palette(class_names):
@@ -33,33 +28,16 @@ def class_palette(class_names):
     return np.asarray(pal + [(0, 0, 0)], dtype=np.uint8)
 
 
-def model_info_msg(predictor, model_name):
-    """Latched description of the model answering on the node's topics."""
-    msg = ModelInfo()
-    msg.model_name = model_name
-    msg.task = "segmentation" if predictor.kind == "seg" else "classification"
-    msg.class_names = list(predictor.class_names)
-    msg.input_spec = predictor.input_spec()
-    msg.checkpoint_path = predictor.checkpoint_path
-    msg.checkpoint_sha256 = predictor.checkpoint_sha256
-    msg.device = str(predictor.device)
-    return msg
+def model_info_msg(predictor, model_name, stamp):
+    """Latched description of the model answering on the node's topics (shared builder)."""
+    return messages.model_info_msg(stamp, model_name, "segmentation" if predictor.kind == "seg" else "classification",
+                                   predictor.class_names, predictor.input_spec(), predictor.checkpoint_path,
+                                   predictor.checkpoint_sha256, predictor.device)
 
 
 def classification_msg(header, prediction, class_names, threshold=0.0, top_k=3):
     """Classification message from a cls Prediction; class_id -1 / 'unknown' below ``threshold``."""
-    msg = Classification()
-    msg.header = _copy_header(header)
-    probs = np.asarray(prediction.probabilities, dtype=np.float32)
-    order = np.argsort(-probs)[:max(1, top_k)]
-    below = prediction.score < threshold
-    msg.class_id = -1 if below else int(prediction.class_id)
-    msg.label = "unknown" if below else class_names[prediction.class_id]
-    msg.score = float(prediction.score)
-    msg.top_k_ids = [int(i) for i in order]
-    msg.top_k_scores = [float(probs[i]) for i in order]
-    msg.probabilities = probs.tolist()
-    return msg
+    return messages.classification_msg(header, prediction.probabilities, class_names, top_k, threshold)
 
 
 def labelled_array(arr, labels, scores, palette, threshold=0.0):
@@ -122,4 +100,4 @@ class PerceptionHandler:
             labels[finite] = pred.labels
             scores[finite] = pred.scores
             out = labelled_array(arr, labels, scores, self.palette, self.threshold)
-            return pc2.from_array(out, header=_copy_header(msg.header))
+            return pc2.from_array(out, header=copy_header(msg.header))
