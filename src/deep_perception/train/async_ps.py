@@ -17,9 +17,10 @@ at any speed ratio. Batches are handed out dynamically from the epoch's seeded o
 do more of them and every sample is used once per epoch.
 
 Staleness of a push = server version now − version the worker computed on (the server's version
-counts applied updates). Pushes staler than ``max_staleness`` are dropped (``drop``) or scaled by
-``(max_staleness + 1) / (staleness + 1)`` (``downweight``). The mean, max, histogram and number
-dropped go into metrics.json. Batch-norm running statistics: the server adopts the buffers of each
+counts applied updates). Pushes staler than ``max_staleness`` are dropped (``drop``) or applied
+with the learning rate of that one step scaled by ``(max_staleness + 1) / (staleness + 1)``
+(``downweight``; the update, not the gradient, is scaled, so it works for Adam too). The mean,
+max, histogram and number dropped go into metrics.json. Batch-norm running statistics: the server adopts the buffers of each
 applied push (the worker updated them from the server's own state, as a sequential run would).
 
 At the end of an epoch (all batches handed out and returned) the server validates, steps the
@@ -37,6 +38,7 @@ from mpi4py import MPI
 from deep_perception.train.engine import (collate, epoch_seed, global_batches, seed_everything,
                                           _add_stats)
 from deep_perception.train.flat import BufferVector, FlatParams, GradBuckets
+from deep_perception.train.optim import staleness_weight, weighted_step
 
 log = logging.getLogger("deep_perception.train")
 
@@ -141,18 +143,10 @@ class ParameterServer:
         self.pushes_per_worker[w] += 1
         staleness = self.version - int(hdr[1])
         self.histogram[staleness] = self.histogram.get(staleness, 0) + 1
-        scale = 1.0
-        if staleness > self.max_staleness:
-            if self.policy == "drop":
-                scale = 0.0
-            else:
-                scale = (self.max_staleness + 1) / (staleness + 1)
+        scale = staleness_weight(staleness, self.max_staleness, self.policy)
         if scale > 0:
-            grads = self.trainer.grads
-            grads.buckets[0].copy_(torch.from_numpy(self.grad[w]))
-            if scale != 1.0:
-                grads.scale_(scale)
-            self.trainer.optimizer.step()
+            self.trainer.grads.buckets[0].copy_(torch.from_numpy(self.grad[w]))
+            weighted_step(self.trainer.optimizer, scale)  # scales the update (lr), not the gradient
             if w in self.wbuf_req:
                 self.flat.buffers.scatter(torch.from_numpy(self.wbuf[w]))
             self.version += 1

@@ -25,7 +25,7 @@ task and is passed through untouched (the task receives the whole merged dict).
       overlap: false            # sync: all-reduce each bucket while backward continues (comm thread;
                                 #   pays off with idle cores, costs CPU on oversubscribed ones)
       max_staleness: 8          # async: pushes older than this many versions are ...
-      staleness_policy: drop    # ... dropped, or down-weighted by 1/(1+staleness-max) ("downweight")
+      staleness_policy: drop    # ... dropped, or applied with lr x (max+1)/(staleness+1) ("downweight")
 """
 
 import copy

@@ -50,3 +50,36 @@ def build_scheduler(optimizer, cfg):
 
 def current_lr(optimizer):
     return float(optimizer.param_groups[0]["lr"])
+
+
+def staleness_weight(staleness, max_staleness, policy):
+    """Weight of an async push: 1 when ``staleness <= max_staleness``; beyond the bound 0 (``drop``)
+    or ``(max_staleness + 1) / (staleness + 1)`` (``downweight``, < 1 and falling like 1/staleness)."""
+    if staleness <= max_staleness:
+        return 1.0
+    if policy == "drop":
+        return 0.0
+    if policy == "downweight":
+        return (max_staleness + 1) / (staleness + 1)
+    raise ValueError(f"distributed.staleness_policy: unknown policy {policy!r}")
+
+
+def weighted_step(optimizer, weight):
+    """``optimizer.step()`` with this step's update scaled by ``weight``.
+
+    The learning rate of every param group is multiplied by ``weight`` for the step and the original
+    value objects are put back afterwards, so a scheduler sees exactly the lr it set. Scaling the
+    gradient instead would do nothing for Adam, RMSprop or Adagrad (their updates are nearly
+    invariant to the gradient's scale). The optimiser state (moments, momentum buffers) still takes
+    the gradient at full size; only the parameter change of this step is scaled.
+    """
+    if weight == 1.0:
+        return optimizer.step()
+    saved = [group["lr"] for group in optimizer.param_groups]
+    try:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr * weight
+        return optimizer.step()
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr
