@@ -9,6 +9,7 @@ Every malformed message raises :class:`MessageFormatError` with the reason, noth
 import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 
+from deep_perception.colours import pack_rgb, unpack_rgb  # noqa: F401  (public here too, pure numpy there)
 from deep_perception.ros.errors import MessageFormatError
 
 # PointField datatype constant -> numpy type character (size follows from it).
@@ -140,15 +141,18 @@ def xyz(cloud, remove_nans=True):
     n = pts.shape[0]
     if not remove_nans:
         return pts, np.arange(n, dtype=np.int64)
-    # One sum flags any NaN/inf; the rare finite points whose sum overflows are re-checked exactly.
+    # One sum flags any NaN/inf. A NaN sum always means a NaN or inf coordinate; an infinite sum can
+    # also come from finite coordinates near float32's limit overflowing, so only those rows (almost
+    # never any) are re-checked coordinate by coordinate.
     with np.errstate(over="ignore", invalid="ignore"):
         total = np.add(pts[:, 0], pts[:, 1])
         np.add(total, pts[:, 2], out=total)
     bad = ~np.isfinite(total)
     if not bad.any():
         return pts, np.arange(n, dtype=np.int64)
-    suspects = np.flatnonzero(bad)
-    bad[suspects[np.isfinite(pts[suspects]).all(axis=1)]] = False
+    overflowed = np.flatnonzero(np.isinf(total))
+    if overflowed.size:
+        bad[overflowed[np.isfinite(pts[overflowed]).all(axis=1)]] = False
     keep = ~bad
     # Compress whole 12-byte rows at once rather than element by element.
     kept = pts.view(np.dtype((np.void, 12))).reshape(n)[keep].view(np.float32).reshape(-1, 3)
@@ -238,16 +242,3 @@ def with_fields(array, extra):
     for name, _dtype, values in extra:
         out[name] = values
     return out
-
-
-def pack_rgb(colours):
-    """uint8 (…, 3) RGB → float32 values carrying 0x00RRGGBB, the PointCloud2 ``rgb`` convention of rviz/PCL."""
-    c = np.asarray(colours, dtype=np.uint32)
-    packed = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
-    return packed.astype(np.uint32).view(np.float32)
-
-
-def unpack_rgb(values):
-    """Inverse of :func:`pack_rgb`: float32 ``rgb`` → uint8 (…, 3)."""
-    v = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    return np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], axis=-1).astype(np.uint8)
