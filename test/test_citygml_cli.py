@@ -136,11 +136,77 @@ def test_mpirun_same_bytes(tmp_path):
     args = [*map(str, SMALL), "--points", "64", "--shard-size", "8", "--quiet"]
     assert main(args + ["-o", str(a)]) == 0
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.run([str(mpirun), "-n", "2", sys.executable, "-m", "deep_perception.citygml", *args,
-                           "-o", str(b)], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([str(mpirun), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "deep_perception.citygml",
+                           *args, "-o", str(b)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert _hashes(a) == _hashes(b)
     assert read_manifest(b)["ranks"] == 2
+    assert not list(b.glob(".staging-*"))
+
+
+# Rank 1 fails with an exception nobody foresaw, in a unit or around the units; rank 0 must not hang.
+_RANK1_FAILS = """
+import sys
+from mpi4py import MPI
+from deep_perception.citygml import convert
+from deep_perception.citygml.__main__ import main
+where = sys.argv[1]
+if MPI.COMM_WORLD.Get_rank() == 1:
+    def boom(*a, **k):
+        raise RuntimeError("injected failure")
+    setattr(convert, where, boom)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("where", ["triangulate_batch", "run_units"])
+def test_mpirun_crash_on_one_rank_exits_2_everywhere(tmp_path, where):
+    mpirun = pathlib.Path(sys.executable).parent / "mpirun"
+    if not mpirun.exists():
+        pytest.skip("no mpirun in the venv")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.run([str(mpirun), "-n", "2", sys.executable, "-m", "mpi4py", "-c", _RANK1_FAILS, where,
+                           *map(str, SMALL), "--points", "16", "--quiet", "-o", str(out)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "RuntimeError: injected failure" in proc.stderr and ".gml" in proc.stderr
+    assert "nothing written" in proc.stderr
+    assert not (out / "manifest.json").exists() and not list(out.glob(".staging-*"))
+
+
+def test_unexpected_exception_in_a_unit_is_a_reported_error(tmp_path, capsys, monkeypatch):
+    from deep_perception.citygml import convert
+    out = tmp_path / "out"
+    assert main([str(SMALL[0]), "-o", str(out), "--points", "16", "--quiet"]) == 0
+    before = _hashes(out)
+
+    def boom(*a, **k):
+        raise RuntimeError("injected failure")
+    monkeypatch.setattr(convert, "triangulate_batch", boom)
+    assert main([str(SMALL[0]), "-o", str(out), "--points", "16", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "RuntimeError: injected failure" in err and "LoD2_32_" in err
+    assert _hashes(out) == before and (out / "manifest.json").exists()
+    assert not list(out.glob(".staging-*"))
+    with pytest.raises(convert.ConversionError, match="RuntimeError: injected failure"):
+        convert.convert_all([str(SMALL[0])], out, convert.Options(points=16))
+    assert not list(out.glob(".staging-*"))
+
+
+def test_crash_outside_the_units_still_removes_staging(tmp_path, monkeypatch):
+    from deep_perception.citygml import convert
+
+    def boom(*a, **k):
+        raise MemoryError("injected")
+    monkeypatch.setattr(convert, "build_manifest", boom)
+    out = tmp_path / "out"
+    assert main([str(SMALL[0]), "-o", str(out), "--points", "16", "--quiet"]) == 2
+    assert not list(out.glob(".staging-*")) and not (out / "manifest.json").exists()
+    with pytest.raises(MemoryError):
+        convert.convert_all([str(SMALL[0])], out, convert.Options(points=16))
+    assert not list(out.glob(".staging-*"))
 
 
 def test_chunks_keep_the_file_crs(tmp_path):

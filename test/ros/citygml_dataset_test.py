@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """rostest for citygml_dataset: conversion on start, one labelled PointCloud2 per building at a rate,
 latched JSON summary (start and end of the pass), on-demand requests by id, rejected unknown ids,
-clear startup errors (bad parameter, bad input file)."""
+an empty dataset (LoD selects nothing) rejecting requests, clear startup errors (bad parameter, bad input
+file). Each run converts into fresh /tmp/$(anon ...) folders, removed at the end."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,6 +51,14 @@ class CityGMLDatasetTest(unittest.TestCase):
         cls.diag = DiagnosticsWatcher()
         cls.clouds = Collector("/dataset/cloud", PointCloud2)
 
+    @classmethod
+    def tearDownClass(cls):
+        for node in ("dataset", "on_demand", "empty"):
+            s = wait_summary(f"/{node}/summary", lambda s: True, timeout=5.0)
+            out = (s or {}).get("output", "")
+            if os.path.basename(out).startswith("deep_perception_rostest_citygml_"):
+                shutil.rmtree(out, ignore_errors=True)
+
     def test_publishes_every_building_then_final_summary(self):
         final = wait_summary("/dataset/summary", lambda s: s.get("done"))
         self.assertIsNotNone(final, "no final summary")
@@ -91,6 +101,28 @@ class CityGMLDatasetTest(unittest.TestCase):
         pub.publish(String(data=""))
         self.assertEqual(len(out.wait_for(2)), 2)
         self.assertEqual(out.messages[0].width, 256)
+
+    def test_empty_dataset_warns_rejects_requests_and_keeps_running(self):
+        final = wait_summary("/empty/summary", lambda s: s.get("done"))
+        self.assertIsNotNone(final, "an empty dataset must still publish its (final) summary")
+        self.assertEqual((final["samples"], final["published"]), (0, 0))
+        self.assertTrue(os.path.basename(final["output"]).startswith("deep_perception_rostest_citygml_empty"))
+        out = Collector("/empty/cloud", PointCloud2)
+        pub = rospy.Publisher("/empty/request", String, queue_size=10)
+        self.assertTrue(wait_for_subscribers(pub))
+        pub.publish(String(data=""))
+        entry = self.diag.wait_value("/empty", "rejected", lambda v: v >= 1)
+        self.assertIsNotNone(entry, "no diagnostics from /empty")
+        self.assertGreaterEqual(int(float(entry[2].get("rejected", 0))), 1,
+                                "a request to an empty dataset must be counted as rejected")
+        self.assertEqual(out.messages, [])
+
+    def test_output_folders_are_unique_per_run(self):
+        for node in ("dataset", "on_demand"):
+            s = wait_summary(f"/{node}/summary", lambda s: True)
+            self.assertIsNotNone(s)
+            name = os.path.basename(s["output"])
+            self.assertTrue(name.startswith(f"deep_perception_rostest_citygml_{node}_"), s["output"])
 
     def _run_node(self, *args):
         node = roslib.packages.find_node("deep_perception", "citygml_dataset")[0]

@@ -2,15 +2,18 @@
 
     python -m deep_perception.citygml IN... -o OUT [--points 2048] [--method uniform|poisson]
         [--lod N] [--workers N] [--split-parts] [--export obj,ply,cloud]
-    mpirun -n K python -m deep_perception.citygml IN... -o OUT      # units split across ranks
+    mpirun -n K python -m mpi4py -m deep_perception.citygml IN... -o OUT   # units split across ranks
 
 Exit status: 0 on success, 2 on a fatal error (the message names file and line; no manifest is
-written and the previous output stays as it was), 1 on bad arguments.
+written and the previous output stays as it was), 1 on bad arguments. Under MPI every rank exits
+with the same status: a failure on one rank becomes a reported error, never a rank left waiting.
+(``-m mpi4py`` makes an unforeseen crash abort the whole job instead of hanging it.)
 """
 
 import argparse
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -76,43 +79,67 @@ def main(argv=None):
                 units = convert.plan_units(files, opts.chunk_mb)
                 os.makedirs(args.output, exist_ok=True)
                 staging = convert.new_staging(args.output)
-        except (OSError, ValueError) as exc:
-            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the other ranks wait in bcast: report, never raise
+            error = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
     if comm is not None:
         error, files, units, staging = comm.bcast((error, files, units, staging), root=0)
     if error:
         if rank == 0:
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)
             print(f"citygml2pc: error: {error}", file=sys.stderr)
         return 2
+    try:
+        return _convert_and_commit(args, opts, comm, rank, size, files, units, staging, t0)
+    finally:
+        if rank == 0:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already after a commit
+
+
+def _convert_and_commit(args, opts, comm, rank, size, files, units, staging, t0):
+    from deep_perception.citygml import convert
+
     mine = units[rank::size]
-    summaries = convert.run_units(mine, opts, staging, workers=args.workers,
-                                  progress=not args.quiet and rank == 0)
+    try:
+        summaries = convert.run_units(mine, opts, staging, workers=args.workers,
+                                      progress=not args.quiet and rank == 0)
+    except Exception as exc:  # noqa: BLE001 - must still reach gather, or the other ranks hang
+        files_here = sorted({u["path"] for u in mine})
+        summaries = [{"error": f"rank {rank} ({', '.join(files_here)}): {type(exc).__name__}: {exc}"}]
     if comm is not None:
         gathered = comm.gather(summaries, root=0)
         summaries = [s for part in gathered for s in part] if rank == 0 else None
     status = 0
     if rank == 0:
-        errors = [s["error"] for s in summaries if "error" in s]
-        if errors:
-            import shutil
-            shutil.rmtree(staging, ignore_errors=True)
-            for e in errors:
-                print(f"citygml2pc: error: {e}", file=sys.stderr)
-            print("citygml2pc: nothing written (fatal errors above)", file=sys.stderr)
+        try:
+            status = _commit(args, opts, files, summaries, staging, size, t0)
+        except Exception as exc:  # noqa: BLE001 - the other ranks wait in bcast
+            print(f"citygml2pc: error: {args.output}: {type(exc).__name__}: {exc}", file=sys.stderr)
             status = 2
-        else:
-            manifest = convert.build_manifest(files, summaries, opts, input_args=args.inputs)
-            manifest["elapsed_s"] = round(time.time() - t0, 3)
-            manifest["workers"] = args.workers
-            manifest["ranks"] = size
-            convert.commit_staging(args.output, staging, manifest)
-            if not args.quiet:
-                print(convert.summary_table(manifest))
-                print(f"wrote {len(manifest['shards'])} shards to {args.output} in {time.time() - t0:.1f} s")
     if comm is not None:
         status = comm.bcast(status, root=0)
     return status
 
+
+def _commit(args, opts, files, summaries, staging, size, t0):
+    """Rank 0: report unit errors (exit 2, nothing written) or write the manifest; returns the status."""
+    from deep_perception.citygml import convert
+
+    errors = [s["error"] for s in summaries if "error" in s]
+    if errors:
+        for e in errors:
+            print(f"citygml2pc: error: {e}", file=sys.stderr)
+        print("citygml2pc: nothing written (fatal errors above)", file=sys.stderr)
+        return 2
+    manifest = convert.build_manifest(files, summaries, opts, input_args=args.inputs)
+    manifest["elapsed_s"] = round(time.time() - t0, 3)
+    manifest["workers"] = args.workers
+    manifest["ranks"] = size
+    convert.commit_staging(args.output, staging, manifest)
+    if not args.quiet:
+        print(convert.summary_table(manifest))
+        print(f"wrote {len(manifest['shards'])} shards to {args.output} in {time.time() - t0:.1f} s")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,6 @@ only when every unit succeeded; a fatal error leaves the previous output untouch
 import collections
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import shutil
@@ -31,7 +30,7 @@ from deep_perception.citygml.cities import city_of
 from deep_perception.citygml.geometry import triangulate_batch
 from deep_perception.citygml.reader import CityGMLError, ReadStats, iter_buildings, member_offsets, read_header
 from deep_perception.data.shards import MANIFEST_NAME, write_manifest, write_shard
-from deep_perception.fileio import write_json
+from deep_perception.fileio import file_sha256, write_json
 from deep_perception.sampling import sample_batch
 from deep_perception.vocab import ROOF_CLASSES, SURFACE_CLASSES
 
@@ -85,14 +84,6 @@ def plan_units(files, chunk_mb=64.0):
             units.append({"file_index": fi, "path": path, "chunk": ci, "byte_range": rng,
                           "chunks": len(ranges)})
     return units
-
-
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _samples_of(building, split_parts):
@@ -237,14 +228,25 @@ def convert_unit(unit, opts, staging):
         if pending:
             run_batch(pending, batch_index)
         writer.close()
-    except (CityGMLError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is this unit's reported error, never a hung MPI job
         for p in writer.paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
-        summary["error"] = str(exc) if isinstance(exc, CityGMLError) else f"{path}: {exc}"
+        summary["error"] = unit_error(path, exc)
+        if not isinstance(exc, (CityGMLError, OSError, ValueError)):
+            log.error("%s: unexpected %s while converting", path, type(exc).__name__, exc_info=True)
         return _plain(summary, stats)
     summary["shards"] = writer.written
     return _plain(summary, stats)
+
+
+def unit_error(path, exc):
+    """One-line message for a failed unit: CityGMLError already names file:line, others get the file."""
+    if isinstance(exc, CityGMLError):
+        return str(exc)
+    if isinstance(exc, (OSError, ValueError)):
+        return f"{path}: {exc}"
+    return f"{path}: {type(exc).__name__}: {exc}"
 
 
 def _face_areas(mb, i):
@@ -441,13 +443,15 @@ def convert_all(inputs, output, opts, workers=1, progress=False):
     units = plan_units(files, opts.chunk_mb)
     os.makedirs(output, exist_ok=True)
     staging = new_staging(output)
-    summaries = run_units(units, opts, staging, workers=workers, progress=progress)
-    errors = [s["error"] for s in summaries if "error" in s]
-    if errors:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ConversionError("; ".join(errors))
-    manifest = build_manifest(files, summaries, opts, input_args=[os.fspath(i) for i in inputs])
-    manifest["workers"] = workers
-    manifest["ranks"] = 1
-    commit_staging(output, staging, manifest)
+    try:
+        summaries = run_units(units, opts, staging, workers=workers, progress=progress)
+        errors = [s["error"] for s in summaries if "error" in s]
+        if errors:
+            raise ConversionError("; ".join(errors))
+        manifest = build_manifest(files, summaries, opts, input_args=[os.fspath(i) for i in inputs])
+        manifest["workers"] = workers
+        manifest["ranks"] = 1
+        commit_staging(output, staging, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after a commit
     return manifest

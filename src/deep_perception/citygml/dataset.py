@@ -12,7 +12,9 @@ import os
 import numpy as np
 
 from deep_perception.citygml import convert
+from deep_perception.colours import pack_rgb
 from deep_perception.data.shards import MANIFEST_NAME, read_manifest, read_shard
+from deep_perception.fileio import file_sha256
 from deep_perception.vocab import ROOF_CLASSES, SURFACE_COLOURS
 
 CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("normal_x", "<f4"), ("normal_y", "<f4"),
@@ -20,11 +22,11 @@ CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("normal_x", "
 
 
 def prepare(inputs, output, opts, workers=1, reuse=True):
-    """Manifest of ``output``: converted now, or reused when inputs and options match."""
+    """Manifest of ``output``: converted now, or reused when inputs, options and input files match."""
     inputs = [os.path.abspath(os.path.expanduser(p)) for p in inputs]
     if reuse and os.path.exists(os.path.join(output, MANIFEST_NAME)):
         man = read_manifest(output)
-        if man.get("inputs") == inputs and man.get("options") == opts.manifest_dict():
+        if man.get("inputs") == inputs and man.get("options") == opts.manifest_dict() and _same_files(man, inputs):
             man["reused"] = True
             return man
     man = convert.convert_all(inputs, output, opts, workers=workers)
@@ -32,12 +34,21 @@ def prepare(inputs, output, opts, workers=1, reuse=True):
     return man
 
 
-def _pack_rgb(colours):
-    c = np.asarray(colours, dtype=np.uint32)
-    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).astype(np.uint32).view(np.float32)
+def _same_files(manifest, inputs):
+    """True when ``inputs`` still expand to the manifest's files with the same sizes and SHA-256."""
+    try:
+        files = convert.find_inputs(inputs)
+    except OSError:
+        return False
+    entries = manifest.get("files", [])
+    if files != [f.get("path") for f in entries]:
+        return False
+    # the size check is cheap and catches most edits; the hash catches same-size ones
+    return all(os.path.getsize(f["path"]) == f.get("bytes") and file_sha256(f["path"]) == f.get("sha256")
+               for f in entries)
 
 
-_RGB = _pack_rgb(np.asarray(SURFACE_COLOURS, np.uint8))
+_RGB = pack_rgb(np.asarray(SURFACE_COLOURS, np.uint8))
 
 
 class DatasetClouds:
@@ -105,3 +116,28 @@ class DatasetClouds:
                 "histograms": m["histograms"], "reused": m.get("reused", False),
                 "files": [{"path": f["path"], "city": f["city"], "crs": f["crs"], "samples": f["samples"]}
                           for f in m["files"]]}
+
+
+class Cursor:
+    """Which sample the node publishes next: in order, wrapping on request; copes with an empty dataset."""
+
+    def __init__(self, clouds):
+        self.clouds = clouds
+        self.next = 0
+
+    def take(self, wrap=True):
+        """Index of the next sample, or None when the dataset is empty (or, without ``wrap``, exhausted)."""
+        n = len(self.clouds)
+        if n == 0 or (self.next >= n and not wrap):
+            return None
+        i = self.next % n
+        self.next = i + 1
+        return i
+
+    def resolve(self, request):
+        """(index, None) for a request ("" = next sample, else a building id), or (None, reason to reject)."""
+        if request:
+            i = self.clouds.find(request)
+            return (i, None) if i is not None else (None, f"unknown building id {request!r}")
+        i = self.take(wrap=True)
+        return (i, None) if i is not None else (None, f"dataset {self.clouds.output} has no samples")

@@ -5,13 +5,12 @@ The ``.pt`` holds only tensors, numbers and strings: ``state_dict``, ``optimizer
 repeats the metadata for people and tools that do not load torch. Both are written atomically.
 """
 
-import hashlib
 import json
 import os
 
 import torch
 
-from deep_perception.fileio import atomic_path, write_json
+from deep_perception.fileio import atomic_path, file_sha256, write_json  # noqa: F401  (file_sha256 re-exported)
 
 
 def save_checkpoint(path, state_dict, metadata, optimizer=None, epoch=0, step=0, extra=None):
@@ -49,15 +48,6 @@ def load_checkpoint(path, map_location="cpu", verify=False):
         raise ValueError(f"{path}: not a deep_perception checkpoint (no state_dict)")
     payload["metadata"] = json.loads(payload.pop("metadata_json", "{}"))
     return payload
-
-
-def file_sha256(path):
-    """Hex SHA-256 of a file (checkpoint identity in ModelInfo and model cards)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_sidecar(path):
