@@ -1,6 +1,7 @@
 """The trainer as a ROS node: command building, exit status propagation, launch/train.launch."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 from _mpi_helpers import mpi_available, train_env
 from conftest import REPO
-from deep_perception.train.launcher import run_command, train_command
+from deep_perception.train.launcher import in_workdir, launch, run_command, train_command
 
 
 def test_train_command_shapes(tmp_path):
@@ -41,6 +42,40 @@ def test_exit_status_of_a_failed_mpi_training_is_returned(tmp_path):
     assert json.loads((tmp_path / "status.json").read_text())["returncode"] == 2
 
 
+def test_relative_paths_are_taken_against_the_workdir(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "hosts").write_text("localhost:2\n")
+    monkeypatch.chdir(tmp_path)  # a hostfile in the launcher's cwd must not be taken
+    assert in_workdir("out/run", work) == str(work / "out" / "run")
+    assert in_workdir("/abs/out", work) == "/abs/out" and in_workdir("", work) == ""
+    with pytest.raises(FileNotFoundError, match=re.escape(str(work / "hosts"))):
+        launch("c.yaml", 2, "sync", hostfile="hosts", workdir=work, mpirun="m")  # not the cwd's
+    with pytest.raises(FileNotFoundError, match="workdir"):
+        launch("c.yaml", 1, "none", workdir=tmp_path / "missing")
+
+
+def test_status_lands_beside_the_trainer_output_for_a_relative_output(tmp_path, monkeypatch):
+    """The node's cwd (ROS_HOME) differs from the trainer's (workdir): a relative --output must
+    put launch_status.json in the same folder as the trainer's metrics.json and checkpoints."""
+    work, node_cwd = tmp_path / "work", tmp_path / "ros_home"
+    work.mkdir()
+    node_cwd.mkdir()
+    (work / "cfg.yaml").write_text(
+        "task: blobs\ntask_target: _train_tasks:BlobTask\n"
+        "train: {epochs: 1, batch_size: 16, progress: false}\nblobs: {n_train: 32}\n")
+    monkeypatch.chdir(node_cwd)
+    announced = []
+    rc = launch("cfg.yaml", 1, "none", output="runs/a", workdir=str(work), python=sys.executable,
+                env=train_env(), announce=announced.append)
+    out = work / "runs" / "a"
+    assert rc == 0 and announced[0][announced[0].index("--output") + 1] == str(out)
+    status = json.loads((out / "launch_status.json").read_text())
+    assert status["returncode"] == 0 and status["command"] == announced[0]
+    assert (out / "metrics.json").exists() and (out / "best.pt").exists()
+    assert list(node_cwd.iterdir()) == []
+
+
 ENV_SH = REPO / "scripts" / "env.sh"
 WORKSPACE = REPO / "build" / "catkin_ws" / "devel" / "setup.bash"
 
@@ -50,13 +85,15 @@ WORKSPACE = REPO / "build" / "catkin_ws" / "devel" / "setup.bash"
                     reason="needs roslaunch and the built catkin workspace")
 def test_roslaunch_reports_the_trainer_exit_status(tmp_path):
     """A bad config makes the required train_mpi node exit 2: roslaunch prints the exit code and
-    shuts the launch down; launch_status.json carries the number for scripts."""
+    shuts the launch down; launch_status.json carries the number for scripts. The output is given
+    relative: it is taken against workdir (where the trainer runs), not the node's cwd ROS_HOME."""
     config = tmp_path / "bad.yaml"
     config.write_text("task: blobs\ntrain: {epochs: 0}\n")
-    out = tmp_path / "out"
+    out = tmp_path / "work" / "out"
+    out.parent.mkdir()
     script = (f"source {ENV_SH} && export ROS_HOME={tmp_path / 'ros'} && "
               f"roslaunch --disable-title deep_perception train.launch np:=2 mode:=sync "
-              f"config:={config} output:={out}")
+              f"config:={config} output:=out workdir:={out.parent}")
     env = train_env()
     env.pop("PYTHONPATH")
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, env=env)
@@ -64,3 +101,4 @@ def test_roslaunch_reports_the_trainer_exit_status(tmp_path):
     assert "train.epochs must be >= 1" in text
     assert "exit code 2" in text and "REQUIRED process [train_mpi" in text
     assert json.loads((out / "launch_status.json").read_text())["returncode"] == 2
+    assert not (tmp_path / "ros" / "out").exists()

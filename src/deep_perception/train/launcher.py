@@ -72,3 +72,29 @@ def run_command(cmd, cwd=None, status_path=None, env=None):
     if status_path:
         write_json(status_path, {"command": cmd, "returncode": rc, "seconds": time.time() - start})
     return rc
+
+
+def in_workdir(path, workdir):
+    """``path`` made absolute against ``workdir`` (absolute paths and empty values pass through)."""
+    if not path:
+        return path
+    return os.path.normpath(os.path.join(workdir, os.path.expanduser(str(path))))
+
+
+def launch(config, np_=1, mode="sync", output=None, hostfile=None, extra=(), workdir=None,
+           python=None, mpirun=None, env=None, announce=None):
+    """Run the trainer with cwd ``workdir`` (default: this process's cwd) and return its exit status.
+
+    Relative ``output`` and ``hostfile`` are resolved once against ``workdir``, the directory the
+    trainer runs in, so ``OUTPUT/launch_status.json`` lands beside the trainer's own outputs (a ROS
+    node's cwd is ROS_HOME, not the trainer's). ``announce(cmd)`` is called before the run.
+    """
+    workdir = os.path.abspath(os.path.expanduser(workdir or os.getcwd()))
+    if not os.path.isdir(workdir):
+        raise FileNotFoundError(f"workdir not found: {workdir}")
+    output, hostfile = in_workdir(output, workdir), in_workdir(hostfile, workdir)
+    cmd = train_command(config, np_, mode, output or None, hostfile or None, extra, python, mpirun)
+    if announce:
+        announce(cmd)
+    status = os.path.join(output, "launch_status.json") if output else None
+    return run_command(cmd, cwd=workdir, status_path=status, env=env)
