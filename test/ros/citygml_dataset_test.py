@@ -7,6 +7,7 @@ file). Each run converts into fresh /tmp/$(anon ...) folders, removed at the end
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,31 @@ class CityGMLDatasetTest(unittest.TestCase):
     def _run_node(self, *args):
         node = roslib.packages.find_node("deep_perception", "citygml_dataset")[0]
         return subprocess.run([node, "__name:=bad_dataset", *args], capture_output=True, text=True, timeout=60)
+
+    def test_shutdown_while_publishing_exits_quietly(self):
+        # simulated time without a /clock: rate.sleep() waits until shutdown, then raises ROSInterruptException
+        node = roslib.packages.find_node("deep_perception", "citygml_dataset")[0]
+        gml = os.path.join(roslib.packages.get_pkg_dir("deep_perception"), "data", "citygml",
+                           "CityGML-3.0Encodings", "Building_and_garage_LOD2-EPSG25832.gml")
+        rospy.set_param("/use_sim_time", True)  # read once, at init_node: only the node started here uses it
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.Popen([node, "__name:=looping", f"_inputs:=[{gml}]", f"_output_dir:={tmp}/out",
+                                     "_points:=16", "_rate:=50.0", "_loop:=true"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                self.assertIsNotNone(wait_summary("/looping/summary", lambda s: True, timeout=60.0))
+                rospy.delete_param("/use_sim_time")
+                time.sleep(0.5)  # inside the publishing loop (rate.sleep) now
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=30)
+            finally:
+                if rospy.has_param("/use_sim_time"):
+                    rospy.delete_param("/use_sim_time")
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            self.assertEqual(proc.returncode, 0, out + err)
+            self.assertNotIn("Traceback", out + err)
 
     def test_bad_parameter_is_a_clear_startup_error(self):
         proc = self._run_node("_points:=-5", "_inputs:=[/nonexistent]")
