@@ -447,7 +447,8 @@ def _read_building(belem, ctx):
     # one pass in document order: a part comes before its polygons, a polygon before its holder's
     # next sibling
     for el in belem.iter(_WALK_TAGS):
-        kind = _WALK_KIND.get(el.tag)
+        tag = el.tag
+        kind = _WALK_KIND.get(tag)
         if kind == _HREF_HOLDER:
             href = el.get(XLINK_HREF)
             if href is not None:
@@ -485,7 +486,7 @@ def _read_building(belem, ctx):
         if rings is None:
             continue
         rings_all.extend(rings)
-        gid = poly.get(_POLY_ID_ATTR[poly.tag])
+        gid = poly.get(_POLY_ID_ATTR[tag])
         polys.append((owners.get(owner, top), len(rings), label, lod, gid))
         if gid:
             ids[gid] = len(polys) - 1
@@ -656,15 +657,15 @@ def _polygon_rings(poly, ctx, hrefs=None):
     """
     rings = []
     has_exterior = False
-    children = list(poly)
+    children = [(child, child.tag) for child in poly]
     if hrefs is not None:
-        for child in children:
-            if child.tag in _RING_PARENT_TAGS:
+        for child, tag in children:
+            if tag in _RING_PARENT_TAGS:
                 href = child.get(XLINK_HREF)
                 if href is not None:
                     hrefs.append((href, child))
-    for child in children:
-        local = _local(child.tag)
+    for child, tag in children:
+        local = _local(tag)
         if local == "exterior" or local == "outerBoundaryIs":
             has_exterior = True
             ring = _ring_coords(child, ctx)
@@ -684,11 +685,9 @@ def _polygon_rings(poly, ctx, hrefs=None):
 
 
 def _ring_coords(boundary, ctx):
-    ring = None
-    for child in boundary:
-        if isinstance(child.tag, str):
-            ring = child
-            break
+    ring = boundary[0] if len(boundary) else None
+    if ring is not None and not isinstance(ring.tag, str):  # a processing instruction
+        ring = next((child for child in boundary if isinstance(child.tag, str)), None)
     if ring is None:
         ctx.stats.skipped["missing coordinates"] += 1
         ctx.stats.warn(f"{ctx.path}:{boundary.sourceline}: ring without coordinates skipped")
