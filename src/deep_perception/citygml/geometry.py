@@ -221,9 +221,13 @@ def triangulate_batch(items, unlabeled="normals", offsets=None):
     lengths_l = lengths.tolist()
     starts_l = starts.tolist()
     valid_l = valid.tolist()
+    first_l = first_ring.tolist()
+    counts_l = ring_counts.tolist()
+    # earcut results (ring-local uint32 indices) are collected and offset in one go at the end
+    cut_local, cut_offset, cut_poly, cut_count = [], [], [], []
     for pi in np.flatnonzero(ext_valid & ~fan).tolist():
-        r0 = int(first_ring[pi])
-        nr = int(ring_counts[pi])
+        r0 = first_l[pi]
+        nr = counts_l[pi]
         s0 = starts_l[r0]
         if bad_holes[pi]:
             keep = [r for r in range(r0, r0 + nr) if valid_l[r]]
@@ -231,16 +235,32 @@ def triangulate_batch(items, unlabeled="normals", offsets=None):
             ring_ends = np.cumsum([lengths_l[r] for r in keep]).astype(np.uint32)
             local = mapbox_earcut.triangulate_float64(uv[sel], ring_ends)
             tri = sel[local.reshape(-1, 3)]
+            if len(tri) == 0:
+                stats[int(poly_item[pi])]["polygons not triangulable"] += 1
+                continue
+            faces_list.append(tri)
+            poly_list.append(np.full(len(tri), pi, np.int64))
+            continue
+        if nr == 1:
+            e = s0 + lengths_l[r0]
+            ring_ends = np.array([lengths_l[r0]], np.uint32)
         else:
             e = starts_l[r0 + nr - 1] + lengths_l[r0 + nr - 1]
-            ring_ends = (np.cumsum(lengths[r0:r0 + nr])).astype(np.uint32)
-            local = mapbox_earcut.triangulate_float64(uv[s0:e], ring_ends)
-            tri = local.reshape(-1, 3).astype(np.int64) + s0
-        if len(tri) == 0:
+            ring_ends = np.cumsum(lengths[r0:r0 + nr]).astype(np.uint32)
+        local = mapbox_earcut.triangulate_float64(uv[s0:e], ring_ends)
+        m = len(local) // 3
+        if m == 0:
             stats[int(poly_item[pi])]["polygons not triangulable"] += 1
             continue
-        faces_list.append(tri)
-        poly_list.append(np.full(len(tri), pi, np.int64))
+        cut_local.append(local)
+        cut_offset.append(s0)
+        cut_poly.append(pi)
+        cut_count.append(m)
+    if cut_local:
+        counts = np.array(cut_count, np.int64)
+        faces_list.append(np.concatenate(cut_local).reshape(-1, 3).astype(np.int64)
+                          + np.repeat(np.array(cut_offset, np.int64), counts)[:, None])
+        poly_list.append(np.repeat(np.array(cut_poly, np.int64), counts))
     faces = np.concatenate(faces_list)
     face_poly = np.concatenate(poly_list)
     order = np.argsort(face_poly, kind="stable")  # faces grouped by item, in polygon order
