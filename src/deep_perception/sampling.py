@@ -135,9 +135,8 @@ def sample_arrays(vertices, faces, face_labels, fstart, n, rng):
         g = corners.take(tri, axis=1)
         g[3:6] *= r1
         g[6:9] *= w2
-        g[0:3] += g[3:6]
-        g[0:3] += g[6:9]
-        p[sl] = g[0:3].T
+        g[3:6] += g[6:9]
+        np.add(g[0:3], g[3:6], out=p[sl].T)  # the last sum writes the (m,3) rows directly
         unit32.take(tri, axis=0, out=normals[sl])
         face_labels.take(tri, out=labels[sl])
     if k == n_items:
