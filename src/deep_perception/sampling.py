@@ -111,7 +111,6 @@ def sample_arrays(vertices, faces, face_labels, fstart, n, rng):
     last = ends[has_faces]
     cum_n[last] = np.flatnonzero(has_faces) * (n + 1.0) + n  # exact item ends
     k = len(items)
-    u = rng.random((3, k * n), dtype=np.float32)
     order = (np.arange(n) * _stride(n)) % n  # point j of an item takes stratum order[j]
     p = np.empty((k * n, 3), np.float32)
     normals = np.empty((k * n, 3), np.float32)
@@ -122,15 +121,17 @@ def sample_arrays(vertices, faces, face_labels, fstart, n, rng):
     for b0 in range(0, k, block):
         b1 = min(k, b0 + block)
         sl = slice(b0 * n, b1 * n)
+        # drawn per block: small temporaries are reused by malloc; big ones cost page faults
+        u = rng.random((3, (b1 - b0) * n), dtype=np.float32)
         # Strata in increasing order: the face of each is found by locating the (few) face ends
         # among the (many) sorted strata and repeating face indices, not by a search per point.
         strata = (items[b0:b1, None] * (n + 1.0) + arange_n).ravel()
-        strata += u[0, sl]
+        strata += u[0]
         f0, f1 = fstart[items[b0]], fstart[items[b1 - 1] + 1]
         per_face = np.diff(np.searchsorted(strata, cum_n[f0:f1], side="left"), prepend=0)
         tri = np.repeat(np.arange(f0, f1), per_face).reshape(b1 - b0, n).take(order, axis=1).ravel()
-        r1 = np.sqrt(u[1, sl])
-        w2 = r1 * u[2, sl]
+        r1 = np.sqrt(u[1])
+        w2 = r1 * u[2]
         r1 -= w2  # weight of b - a
         g = corners.take(tri, axis=1)
         g[3:6] *= r1
