@@ -13,6 +13,8 @@
    (a) and (b) run back to back on each chunk in one child (so load drift on a shared machine hits
    both alike); the peak RSS of that child covers both paths, (c)'s covers ours alone.
 3. Area sampling alone in points/s on real meshes.
+Every process first calls ``citygml.memory.keep_freed_memory()`` (as the CLI's ``convert_unit`` does),
+for the raw baseline too; ``--no-malloc-tuning`` leaves glibc's defaults.
 Prints medians over chunks, totals, ratios, and ONE final JSON line.
 """
 
@@ -36,6 +38,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))
 from lxml import etree  # noqa: E402
 
 from deep_perception.citygml.geometry import triangulate_batch  # noqa: E402
+from deep_perception.citygml.memory import keep_freed_memory  # noqa: E402
 from deep_perception.citygml.reader import MEMBER_TAGS, iter_buildings, member_offsets, read_header  # noqa: E402
 from deep_perception.sampling import sample_batch  # noqa: E402
 
@@ -158,7 +161,9 @@ def _paired(job):
 
 def _measure(args):
     """In a child: run the jobs (sequentially, or with a pool of `workers`); report peak RSS."""
-    fn, jobs, workers, conn = args
+    fn, jobs, workers, conn, malloc_tuning = args
+    if malloc_tuning:  # as convert_unit does; raw and ours alike (set before both, inherited by forks)
+        keep_freed_memory()
     t0 = time.perf_counter()
     if workers == 1:
         results = [fn(j) for j in jobs]
@@ -172,10 +177,10 @@ def _measure(args):
     conn.close()
 
 
-def measure(fn, jobs, workers=1):
+def measure(fn, jobs, workers=1, malloc_tuning=True):
     parent, child = mp.Pipe(duplex=False)
     # spawn: the child does not inherit this process's memory, so its peak RSS is its own
-    proc = mp.get_context("spawn").Process(target=_measure, args=((fn, jobs, workers, child),))
+    proc = mp.get_context("spawn").Process(target=_measure, args=((fn, jobs, workers, child, malloc_tuning),))
     proc.start()
     out = parent.recv()
     proc.join()
@@ -226,12 +231,17 @@ def main():
     ap.add_argument("--file", default=os.path.join(REPO, "cache", "bench", "citygml_repeated.gml"))
     ap.add_argument("--skip-workers", action="store_true", help="skip the 2-worker run")
     ap.add_argument("--sampling-only", action="store_true", help="only the area-sampling rate")
+    ap.add_argument("--no-malloc-tuning", action="store_true",
+                    help="leave glibc's mmap/trim thresholds alone (citygml.memory.keep_freed_memory)")
     args = ap.parse_args()
+    tuning = not args.no_malloc_tuning
+    if tuning:
+        keep_freed_memory()
     if args.sampling_only:
         src = os.path.join(REPO, "data", "citygml", "nrw", "LoD2_32_363_5650_1_NW.gml.gz")
         wall, cpu = sampling_rate(args.file if os.path.exists(args.file) else src, args.points)
         print(f"sampling: {wall / 1e6:.1f} M points/s wall, {cpu / 1e6:.1f} M points/s CPU", file=sys.stderr)
-        print(json.dumps({"bench": "citygml_sampling", "points_per_building": args.points,
+        print(json.dumps({"bench": "citygml_sampling", "points_per_building": args.points, "malloc_tuning": tuning,
                           "sampling_points_per_s": round(wall), "sampling_points_per_cpu_s": round(cpu),
                           "load_avg_1min": round(os.getloadavg()[0], 2)}))
         return
@@ -239,19 +249,19 @@ def main():
     ranges = member_offsets(args.file, CHUNK)
     print(f"file {args.file}: {size / 1e6:.0f} MB in {len(ranges)} chunks; machine load "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
-    paired = measure(_paired, [(args.file, r, args.points) for r in ranges])
+    paired = measure(_paired, [(args.file, r, args.points) for r in ranges], malloc_tuning=tuning)
     raw_res = [a for a, _ in paired["results"]]
     ours_res = [b for _, b in paired["results"]]
     raw = summarise("raw lxml", raw_res, sum(r["wall"] for r in raw_res), paired["peak_rss_mb"], size)
     ours = summarise("ours", ours_res, sum(r["wall"] for r in ours_res), paired["peak_rss_mb"], size)
     ratios = [b["cpu"] and a["cpu"] / b["cpu"] for a, b in paired["results"]]
-    result = {"bench": "citygml", "file_mb": round(size / 1e6, 1), "chunks": len(ranges),
+    result = {"bench": "citygml", "file_mb": round(size / 1e6, 1), "chunks": len(ranges), "malloc_tuning": tuning,
               "points_per_building": args.points, "raw": raw, "ours": ours,
               "ours_vs_raw": round(ours["mb_per_s"] / raw["mb_per_s"], 3),
               "ours_vs_raw_cpu": round(ours["mb_per_cpu_s"] / raw["mb_per_cpu_s"], 3),
               "ours_vs_raw_cpu_median_chunk": round(statistics.median(ratios), 3)}
     if not args.skip_workers:
-        two_m = measure(_timed, [("ours", args.file, r, args.points) for r in ranges], 2)
+        two_m = measure(_timed, [("ours", args.file, r, args.points) for r in ranges], 2, malloc_tuning=tuning)
         two = summarise("ours 2 workers", two_m["results"], two_m["wall"], two_m["peak_rss_mb"], size)
         result["ours_2_workers"] = two
         result["speedup_2_workers"] = round(two["mb_per_s"] / ours["mb_per_s"], 3)

@@ -28,6 +28,7 @@ import numpy as np
 
 from deep_perception.citygml.cities import city_of
 from deep_perception.citygml.geometry import triangulate_batch
+from deep_perception.citygml.memory import keep_freed_memory
 from deep_perception.citygml.reader import CityGMLError, ReadStats, iter_buildings, member_offsets, read_header
 from deep_perception.data.shards import MANIFEST_NAME, write_manifest, write_shard
 from deep_perception.fileio import file_sha256, write_json
@@ -151,6 +152,7 @@ def convert_unit(unit, opts, staging):
 
     Fatal errors are returned as ``summary["error"]`` (the unit's shards are removed).
     """
+    keep_freed_memory()  # per process, once: batches reuse freed memory instead of page-faulting
     path = unit["path"]
     fi, ci = unit["file_index"], unit["chunk"]
     summary = {"unit": (fi, ci), "file_index": fi, "chunk": ci, "path": path, "shards": [],
