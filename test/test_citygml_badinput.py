@@ -121,3 +121,54 @@ def test_srs_dimension_inherited_from_ancestor(tmp_path):
     p.write_text(document(building("B", surface("GroundSurface", [two_d]))))
     (b,), _ = _read(p)
     assert building_to_mesh(b).area == pytest.approx(4.5)
+
+
+def _ring_xml(coords_xml, attrs=""):
+    return (f"<gml:Polygon{attrs}><gml:exterior><gml:LinearRing>{coords_xml}</gml:LinearRing></gml:exterior>"
+            "</gml:Polygon>")
+
+
+def test_non_finite_coordinates_skip_only_that_polygon(tmp_path):
+    good = polygon([(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 0, 0)])
+    nan = _ring_xml("<gml:posList>0 0 0 1 0 nan 1 1 0 0 0 0</gml:posList>")
+    inf = _ring_xml("<gml:pos>0 0 0</gml:pos><gml:pos>inf 0 0</gml:pos><gml:pos>1 1 0</gml:pos>"
+                    "<gml:pos>0 0 0</gml:pos>")
+    two_d = _ring_xml("<gml:posList>0 0 -inf 0 1 1 0 0</gml:posList>", ' srsDimension="2"')
+    overflow = _ring_xml("<gml:posList>0 0 0 1 0 0 1 1E999 0 0 0 0</gml:posList>")
+    bad_hole = polygon([(0, 0, 0), (4, 0, 0), (4, 4, 0), (0, 4, 0), (0, 0, 0)],
+                       holes=[[(1, 1, 0), (2, 1, 0), (2, float("nan"), 0), (1, 1, 0)]])
+    p = tmp_path / "nonfinite.gml"
+    p.write_text(document(building("B", surface("RoofSurface", [good, nan, inf, two_d, bad_hole, overflow]))))
+    (b,), st = _read(p)
+    assert len(b.polygons) == 1, "only the polygons with non-finite coordinates are dropped"
+    assert st.skipped["bad coordinates"] == 5
+    assert sum("nonfinite.gml:" in w and "non-finite" in w for w in st.warnings) == 5
+    assert building_to_mesh(b).area == pytest.approx(0.5)
+
+
+def test_non_finite_coordinates_do_not_fail_the_conversion(tmp_path):
+    from deep_perception.citygml.__main__ import main
+    from deep_perception.data.shards import read_manifest
+    nan = _ring_xml("<gml:posList>0 0 0 1 0 nan 1 1 0 0 0 0</gml:posList>")
+    p = tmp_path / "nonfinite.gml"
+    p.write_text(document(building("B", box() + surface("RoofSurface", [nan]))))
+    assert main([str(p), "-o", str(tmp_path / "o"), "--points", "32", "--quiet"]) == 0
+    man = read_manifest(tmp_path / "o")
+    assert man["counts"]["samples"] == 1 and man["counts"]["skipped"]["bad coordinates"] == 1
+
+
+@pytest.mark.parametrize("where", ["envelope", "polygon", "posList", "pos"])
+def test_non_integer_srs_dimension_is_an_error_with_file_and_line(tmp_path, where):
+    coords = "<gml:posList{a}>0 0 0 1 0 0 1 1 0 0 0 0</gml:posList>"
+    poly = _ring_xml(coords.format(a=' srsDimension="three"' if where == "posList" else ""),
+                     ' srsDimension="3.5"' if where == "polygon" else "")
+    if where == "pos":
+        poly = _ring_xml('<gml:pos srsDimension="x">0 0 0</gml:pos><gml:pos>1 0 0</gml:pos>'
+                         '<gml:pos>1 1 0</gml:pos><gml:pos>0 0 0</gml:pos>')
+    text = document(building("B", surface("RoofSurface", [poly])))
+    if where == "envelope":
+        text = text.replace('srsDimension="3"', 'srsDimension="3D"', 1)
+    p = tmp_path / "dim.gml"
+    p.write_text(text)
+    with pytest.raises(CityGMLError, match=r"dim\.gml:\d+: .*srsDimension"):
+        _read(p)

@@ -20,8 +20,9 @@ Geometry rules:
 
 Parsing is hardened: no entity expansion, no DTD loading, no network, no huge-tree mode; documents
 declaring entities are rejected before parsing. Fatal problems raise ``CityGMLError`` naming the file
-and line; recoverable ones (a ring without coordinates, a coordinate count that does not match
-``srsDimension``) skip the polygon and are counted in ``ReadStats``.
+and line (a non-integer ``srsDimension`` is one); recoverable ones (a ring without coordinates, nan/inf
+coordinates, a coordinate count that does not match ``srsDimension``) skip the polygon and are counted
+in ``ReadStats``.
 """
 
 import collections
@@ -368,7 +369,7 @@ def _read_root_defaults(root, ctx):
                 ctx.srs = el.get("srsName")
             dim = el.get("srsDimension")
             if dim is not None:
-                ctx.srs_dim = int(dim)
+                ctx.srs_dim = _dim_int(dim, el, ctx)
 
 
 def _owner_ancestor(el, stop):
@@ -623,12 +624,35 @@ def _select_lod(top, ctx):
 def _srs_dimension(el, ctx):
     dim = el.get("srsDimension")
     if dim is not None:
-        return int(dim)
+        return _dim_int(dim, el, ctx)
     for anc in el.iterancestors():
         dim = anc.get("srsDimension")
         if dim is not None:
-            return int(dim)
+            return _dim_int(dim, anc, ctx)
     return ctx.srs_dim
+
+
+def _dim_int(dim, el, ctx):
+    """An srsDimension attribute as an int; CityGMLError naming file:line when it is not one."""
+    try:
+        return int(dim)
+    except ValueError:
+        raise CityGMLError(f"{ctx.path}:{el.sourceline}: srsDimension {dim!r} is not an integer") from None
+
+
+# _ring_coords' answer for a ring with nan/inf (np.fromstring accepts them): its whole polygon is skipped
+_NON_FINITE = object()
+
+
+def _finite(values, text, ring, ctx):
+    """``values`` if all finite, else _NON_FINITE with a counted skip and a file:line warning."""
+    # nan, inf, infinity and overflowing exponents all need an n or an e: skip the array check without
+    # them (it would cost ~15 % of reading; only a 309-digit literal without exponent slips through)
+    if not ("n" in text or "e" in text or "N" in text or "E" in text) or np.isfinite(values).all():
+        return values
+    ctx.stats.skipped["bad coordinates"] += 1
+    ctx.stats.warn(f"{ctx.path}:{ring.sourceline}: non-finite coordinates (nan/inf), polygon skipped")
+    return _NON_FINITE
 
 
 _LOCAL = {}
@@ -669,11 +693,13 @@ def _polygon_rings(poly, ctx, hrefs=None):
         if local == "exterior" or local == "outerBoundaryIs":
             has_exterior = True
             ring = _ring_coords(child, ctx)
-            if ring is None:
+            if ring is None or ring is _NON_FINITE:
                 return None
             rings.insert(0, ring)
         elif local == "interior" or local == "innerBoundaryIs":
             ring = _ring_coords(child, ctx)
+            if ring is _NON_FINITE:
+                return None
             if ring is None:
                 ctx.stats.skipped["hole without coordinates"] += 1
                 continue
@@ -698,13 +724,13 @@ def _ring_coords(boundary, ctx):
             text = only.text
             if text:
                 dim = only.get("srsDimension")
-                dim = int(dim) if dim is not None else _srs_dimension(only, ctx)
+                dim = _dim_int(dim, only, ctx) if dim is not None else _srs_dimension(only, ctx)
                 try:
                     values = np.fromstring(text, dtype=np.float64, sep=" ")
                 except (DeprecationWarning, ValueError):
                     values = None
                 if values is not None and dim == 3 and values.size and values.size % 3 == 0:
-                    return values.reshape(-1, 3)
+                    return _finite(values.reshape(-1, 3), text, ring, ctx)
     texts = []
     dim = None
     for child in ring:
@@ -716,7 +742,7 @@ def _ring_coords(boundary, ctx):
             texts.append(child.text or "")
             if dim is None:
                 d = child.get("srsDimension")
-                dim = int(d) if d else None
+                dim = _dim_int(d, child, ctx) if d else None
         elif local == "coordinates":
             texts.append((child.text or "").replace(",", " "))
     if not texts:
@@ -738,6 +764,8 @@ def _ring_coords(boundary, ctx):
         ctx.stats.warn(f"{ctx.path}:{ring.sourceline}: {values.size} values do not make "
                        f"{dim}-D points, polygon skipped")
         return None
+    if _finite(values, text, ring, ctx) is _NON_FINITE:
+        return _NON_FINITE
     if dim == 3:
         return values.reshape(-1, 3)
     pts = values.reshape(-1, 2)
