@@ -7,42 +7,26 @@ model was not trained on, a depth image without one valid pixel) raise ``Message
 the node's worker counts as *rejected*.
 """
 
-import numpy as np
-
 from deep_perception.inference.image import ImageInputError
-from deep_perception.msg import Classification, ModelInfo
 from deep_perception.ros import image as ros_image
+from deep_perception.ros import messages
 from deep_perception.ros.errors import MessageFormatError
-from deep_perception.ros.node import copy_header
 
 STAGES = ("decode", "preprocess", "inference", "encode")
 
 
-def model_info_msg(classifier, model_name):
-    """Latched description of the image model answering on the node's topics."""
-    msg = ModelInfo()
-    msg.model_name = model_name
-    msg.task = "classification"
-    msg.class_names = list(classifier.class_names)
-    msg.input_spec = classifier.input_spec()
-    msg.checkpoint_path = classifier.checkpoint_path
-    msg.checkpoint_sha256 = classifier.checkpoint_sha256
-    msg.device = f"{classifier.device} ({classifier.backend} conv)"
-    return msg
+def model_info_msg(classifier, model_name, stamp=None):
+    """Latched description of the image model answering on the node's topics (shared builder)."""
+    return messages.model_info_msg(stamp, model_name, "classification", classifier.class_names,
+                                   classifier.input_spec(), classifier.checkpoint_path,
+                                   classifier.checkpoint_sha256,
+                                   f"{classifier.device} ({classifier.backend} conv)")
 
 
 def classification_msg(header, prediction, class_names, threshold=0.0):
     """Classification from an ImagePrediction; class_id -1 / 'unknown' when its score < ``threshold``."""
-    msg = Classification()
-    msg.header = copy_header(header)
-    below = prediction.score < threshold
-    msg.class_id = -1 if below else int(prediction.class_id)
-    msg.label = "unknown" if below else class_names[prediction.class_id]
-    msg.score = float(prediction.score)
-    msg.top_k_ids = list(prediction.top_k_ids)
-    msg.top_k_scores = list(prediction.top_k_scores)
-    msg.probabilities = np.asarray(prediction.probabilities, np.float32).tolist()
-    return msg
+    return messages.classification_msg(header, prediction.probabilities, class_names,
+                                       top_k=len(prediction.top_k_ids), score_threshold=threshold)
 
 
 class ImagePerceptionHandler:

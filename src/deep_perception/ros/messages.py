@@ -33,7 +33,8 @@ def model_info_msg(stamp, model_name, task, class_names, input_spec, checkpoint_
     from deep_perception.msg import ModelInfo
 
     msg = ModelInfo()
-    msg.header.stamp = stamp
+    if stamp is not None:
+        msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.model_name = model_name
     msg.task = task
