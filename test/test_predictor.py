@@ -53,9 +53,10 @@ def test_fast_model_matches_eager(tmp_path, synth, task_name, channels, use_tnet
     path, _, model = _checkpoint(tmp_path, synth, task_name, channels=channels, use_tnets=use_tnets)
     model.eval()
     fast = FastPointNet(model)
-    x = torch.randn(3, 200, 6 if channels == "xyz+normals" else 3)
-    with torch.inference_mode():
-        torch.testing.assert_close(fast(x), model(x)[0], atol=1e-4, rtol=1e-4)
+    for batch in (1, 3):  # batch 1 takes the mm path, larger batches bmm
+        x = torch.randn(batch, 200, 6 if channels == "xyz+normals" else 3)
+        with torch.inference_mode():
+            torch.testing.assert_close(fast(x), model(x)[0], atol=1e-4, rtol=1e-4)
     p_fast, p_eager = Predictor(path, device="cpu"), Predictor(path, device="cpu", fast=False)
     h = sample_house(np.random.default_rng(0), 500)
     a = p_fast.predict([h[0]], [h[1]])[0]

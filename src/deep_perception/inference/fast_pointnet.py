@@ -8,8 +8,10 @@ What changes (all exact up to float rounding):
 * the seg head's first layer on ``[f, g]`` is split: the global part ``W_g·g + b`` is computed once
   per cloud and broadcast as a bias, so the per-point work is only ``W_f·f`` (64 → 512);
 * the input transform is folded into the first layer's weights per cloud (``(x·A)·W = x·(A·W)``);
+* the feature transform is folded into the next layer's weights per cloud (``(x·A)·W = x·(A·W)``);
 * the 1024-wide layers that feed a max pool take the max of ``x·W`` first and add the bias and
   ReLU afterwards (``max_i relu(x_i·W + b) = relu(max_i(x_i·W) + b)``): two passes over B·N·1024 saved;
+  they are computed channel-major (``W·xᵀ``, 1024 × N) so the max runs over contiguous memory;
 * dropout disappears (eval), autograd is off (``torch.inference_mode`` at the call site).
 """
 
@@ -66,7 +68,12 @@ def _run_max(mlp, x, b, n):
     for layer in mlp[:-1]:
         x = layer(x)
     last = mlp[-1]
-    g = torch.mm(x, last.wt).view(b, n, -1).amax(dim=1).add_(last.b)
+    w = last.wt.t()  # (C_out, C_in): channel-major output, the max then reduces contiguous rows
+    if b == 1:
+        g = torch.mm(w, x.t()).amax(dim=1).unsqueeze(0)
+    else:
+        g = torch.bmm(w.unsqueeze(0).expand(b, -1, -1), x.view(b, n, -1).transpose(1, 2)).amax(dim=2)
+    g = g.add_(last.b)
     return g.relu_() if last.relu else g
 
 
@@ -136,14 +143,16 @@ class FastPointNet(nn.Module):
             raise ValueError(f"expected (B, N, {self.in_channels}) points, got {tuple(points.shape)}")
         w1 = self._first_weights(points, b, n)
         x = torch.baddbmm(self.b1, points, w1).relu_().view(b * n, -1)
-        x = _run(self.mlp1_rest, x)
-        if self.feature_tnet is not None:
-            a = self.feature_tnet(x, b, n)
-            x = torch.bmm(x.view(b, n, -1), a).view(b * n, -1)
-        g = _run_max(self.mlp2, x, b, n)
+        f = _run(self.mlp1_rest, x)  # per-point features before the feature transform
+        a = self.feature_tnet(f, b, n) if self.feature_tnet is not None else None
+        first = self.mlp2[0]
+        w = first.wt if a is None else torch.matmul(a, first.wt)  # A folded into the weights per cloud
+        x = torch.baddbmm(first.b, f.view(b, n, -1), w.expand(b, -1, -1)).relu_().view(b * n, -1)
+        g = _run_max(self.mlp2[1:], x, b, n)
         if self.kind == "cls":
             return _run(self.head, g)
         gb = torch.addmm(self.seg_b, g, self.seg_wg)  # (B, 512): the global half, once per cloud
-        h = torch.baddbmm(gb.unsqueeze(1), x.view(b, n, -1), self.seg_wf.unsqueeze(0).expand(b, -1, -1))
+        wf = self.seg_wf if a is None else torch.matmul(a, self.seg_wf)
+        h = torch.baddbmm(gb.unsqueeze(1), f.view(b, n, -1), wf.expand(b, -1, -1))
         y = _run(self.head, h.relu_().view(b * n, -1))
         return y.view(b, n, -1)
