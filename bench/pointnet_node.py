@@ -8,7 +8,7 @@ messages) next to the forward's CPU time: on a shared machine wall clock mostly 
 Needs the catkin environment (``source scripts/env.sh``); starts its own roscore on a free port.
 
     python bench/pointnet_node.py [--checkpoint data/models/pointnet_seg.pt] [--points 1024 4096]
-                                  [--reps 40] [--batch 16] [--threads 2]
+                                  [--reps 40] [--batch 16] [--threads 2] [--gap 0.02]
 Target: node p50 ≤ 1.25 × forward p50 at 1024 points. Ends with one JSON line.
 """
 
@@ -117,11 +117,16 @@ def bench_node(args, n, forward_fn, x):
             if i >= 3:  # warm-up
                 node_t.append(got[key] - t0)
                 cpu_node = sum(proc.cpu_times()[:2])
-                c1, t1 = time.process_time(), time.perf_counter()  # forward in the gaps, same machine state
+                # Forward in the gaps, same machine state. The pauses let the other process's OpenMP
+                # threads stop spin-waiting first: on 2 cores they would otherwise steal a core from
+                # whichever 2-thread forward runs next (node or bench).
+                time.sleep(args.gap)
+                c1, t1 = time.process_time(), time.perf_counter()
                 forward_fn(x)
                 fwd_t.append(time.perf_counter() - t1)
                 fwd_cpu.append(time.process_time() - c1)
                 cpu0 -= sum(proc.cpu_times()[:2]) - cpu_node  # node CPU spent while we ran the forward
+                time.sleep(args.gap)
         node_cpu_ms = (sum(proc.cpu_times()[:2]) - cpu0) / args.reps * 1e3
         time.sleep(0.3)
         stage_ms = {}
@@ -142,6 +147,8 @@ def main():
     ap.add_argument("--points", type=int, nargs="+", default=[1024, 4096])
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--gap", type=float, default=0.02,
+                    help="seconds between a node result, the bench's own forward and the next message")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads of node and forward (1: multi-threaded BLAS stalls on a loaded machine)")
     args = ap.parse_args()
