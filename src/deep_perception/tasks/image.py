@@ -41,7 +41,7 @@ from deep_perception.models.resnet import build_resnet
 from deep_perception.sensors.views import ViewSpec, render_views
 from deep_perception.tasks.metrics import confusion_matrix, metrics_from_confusion
 from deep_perception.tasks.pointnet import ConfigKeyError, class_weights
-from deep_perception.train.task import Task
+from deep_perception.train.task import Task, eval_mode
 from deep_perception.vocab import ROOF_CLASSES, ROOF_UNKNOWN
 
 SPLITS = ("train", "val", "test")
@@ -284,19 +284,17 @@ class ImageClassificationTask(Task):
     @torch.no_grad()
     def report(self, model, loader):
         """Nested metrics over ``loader``: ``all`` and per modality (confusion, majority baseline, ...)."""
-        was_training = model.training
-        model.eval()
         device = next(model.parameters()).device
         k = len(self.class_names)
         cms = {}
-        for batch in loader:
-            pred = model(batch["image"].to(device)).argmax(dim=1).cpu().numpy()
-            y, mod = batch["label"].numpy(), batch["modality"].numpy()
-            for m in np.unique(mod):
-                sel = mod == m
-                cm = confusion_matrix(y[sel], pred[sel], k)
-                cms[MODALITIES[int(m)]] = cms.get(MODALITIES[int(m)], 0) + cm
-        model.train(was_training)
+        with eval_mode(model):
+            for batch in loader:
+                pred = model(batch["image"].to(device)).argmax(dim=1).cpu().numpy()
+                y, mod = batch["label"].numpy(), batch["modality"].numpy()
+                for m in np.unique(mod):
+                    sel = mod == m
+                    cm = confusion_matrix(y[sel], pred[sel], k)
+                    cms[MODALITIES[int(m)]] = cms.get(MODALITIES[int(m)], 0) + cm
         names = list(self.class_names)
         out = {m: metrics_from_confusion(cm, names) for m, cm in cms.items()}
         out["all"] = metrics_from_confusion(sum(cms.values()) if cms else np.zeros((k, k), np.int64), names)

@@ -29,7 +29,7 @@ from deep_perception.models.pointnet import (bn_momentum, build_pointnet, featur
                                              set_bn_momentum)
 from deep_perception.tasks.metrics import confusion_matrix, metrics_from_confusion
 from deep_perception.train.checkpoint import file_sha256
-from deep_perception.train.task import Task
+from deep_perception.train.task import Task, eval_mode
 from deep_perception.vocab import ROOF_CLASSES, SURFACE_CLASSES
 
 SPLITS = ("train", "val", "test")
@@ -169,15 +169,13 @@ class _PointNetTask(Task):
     @torch.no_grad()
     def report(self, model, loader):
         """Full metrics (nested: per-class IoU, confusion matrix, majority baseline) over ``loader``."""
-        was_training = model.training
-        model.eval()
         device = next(model.parameters()).device
         k = len(self.class_names)
         cm = np.zeros((k, k), dtype=np.int64)
-        for batch in loader:
-            logits, _ = model(batch["points"].to(device))
-            cm += confusion_matrix(batch["label"].numpy(), logits.argmax(dim=-1).cpu().numpy(), k)
-        model.train(was_training)
+        with eval_mode(model):
+            for batch in loader:
+                logits, _ = model(batch["points"].to(device))
+                cm += confusion_matrix(batch["label"].numpy(), logits.argmax(dim=-1).cpu().numpy(), k)
         return metrics_from_confusion(cm, list(self.class_names), self.main_classes)
 
     def _class_weight(self, device):

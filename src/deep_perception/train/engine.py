@@ -26,7 +26,7 @@ from deep_perception.fileio import write_json
 from deep_perception.train.checkpoint import load_checkpoint, save_checkpoint
 from deep_perception.train.flat import GradBuckets
 from deep_perception.train.optim import build_optimizer, build_scheduler, current_lr
-from deep_perception.train.task import build_task, register_task
+from deep_perception.train.task import build_task, eval_mode, register_task
 
 log = logging.getLogger("deep_perception.train")
 
@@ -159,12 +159,8 @@ class Trainer:
             return None
         loader = DataLoader(dataset, batch_size=int(self.train_cfg["eval_batch_size"]), shuffle=False,
                             num_workers=int(self.train_cfg["num_workers"]))
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             metrics = self.task.evaluate(self.model, loader)
-        finally:
-            self.model.train(was_training)
         return {k: float(v) for k, v in metrics.items()}
 
     # ---------------------------------------------------------------- epoch bookkeeping (rank 0)

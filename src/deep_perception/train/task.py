@@ -5,6 +5,7 @@ distribution, checkpoints and progress. Tasks are registered by name in ``TASKS`
 training config (a dict loaded from ``config/<task>.yaml``) as ``TaskClass(config)``.
 """
 
+import contextlib
 import importlib
 from typing import Dict, Tuple
 
@@ -16,6 +17,17 @@ TASKS = {
     "pointnet_seg": "deep_perception.tasks.pointnet:PointNetSegmentationTask",
     "resnet_image": "deep_perception.tasks.image:ImageClassificationTask",
 }
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """``model.eval()`` inside the block, the previous train/eval state restored afterwards (even on error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class Task:
