@@ -8,6 +8,7 @@ from deep_perception.data.dataset import BuildingDataset
 from deep_perception.data.synthetic import sample_house, write_synthetic_dataset
 from deep_perception.inference.fast_pointnet import FastPointNet
 from deep_perception.inference.predictor import Predictor
+from deep_perception.models.pointnet import TNet
 from deep_perception.train.checkpoint import save_checkpoint
 from deep_perception.train.task import build_task
 
@@ -22,9 +23,12 @@ def _config(manifest, task, channels="xyz+normals", points=128, use_tnets=True):
 
 
 def _randomise_bn(model):
-    """Non-trivial batch-norm statistics and affine parameters, as after training."""
+    """Non-trivial batch-norm statistics and affine parameters and T-Nets that are not the identity (their
+    last layer starts at zero), as after training: a transposed transform fold then shows."""
     g = torch.Generator().manual_seed(1)
     for m in model.modules():
+        if isinstance(m, TNet):
+            m.out.weight.data.copy_(torch.randn(m.out.weight.shape, generator=g) * 0.05)
         if isinstance(m, torch.nn.BatchNorm1d):
             m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
